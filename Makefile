@@ -1,0 +1,41 @@
+# secondorder — developer and reproduction entry points.
+#   make run     bootstrap .venv if needed, then a short Adam run on (generated) CURVES
+#   make test    bootstrap .venv if needed, then the default (fast, CPU) test suite
+# Cluster users with their own CUDA build of torch: make setup TORCH_SPEC="torch==X+cuYYY ..." or install
+# torch into .venv first (setup keeps an importable torch).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.secondorder-installed
+RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
+
+.PHONY: setup run test test-all lint clean reproduce-table-4.3 bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/python -m pip install $(TORCH_SPEC)
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/train $(RUN_ARGS)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-all: setup  ## the default suite plus long tests marked slow
+	$(BIN)/python -m pytest -m ""
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf runs outputs multirun .pytest_cache .ruff_cache
+
+# Targets of later issues: they fail loudly until built.
+reproduce-table-4.3 bench:
+	@echo "make $@: not built yet (see \`issues list\`: Table 4.3 and benchmark issues)" >&2; exit 2

@@ -1,0 +1,34 @@
+"""Models and their initialisation; the registry maps ``model.name`` to a config class and a builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from secondorder.models.autoencoder import AutoencoderConfig, DeepAutoencoder, build_autoencoder
+from secondorder.models.init import InitConfig, initialise_
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    config: type
+    build: Callable[[Any], nn.Module]
+
+
+MODELS: dict[str, ModelEntry] = {
+    "autoencoder": ModelEntry(AutoencoderConfig, build_autoencoder),
+}
+
+
+def build_model(cfg: Any, seed: int) -> nn.Module:
+    """Build ``cfg.name`` and initialise it deterministically from ``seed`` (float32, on the CPU)."""
+    model = MODELS[cfg.name].build(cfg)
+    initialise_(model, cfg.init, torch.Generator().manual_seed(seed))
+    return model
+
+
+__all__ = ["MODELS", "AutoencoderConfig", "DeepAutoencoder", "InitConfig", "build_model"]

@@ -1,0 +1,27 @@
+"""Optimisers: one module per method, all behind :class:`~secondorder.optim.base.Optimizer`.
+
+``OPTIMIZERS`` maps ``optimizer.name`` (the file name under ``conf/optimizer/``) to the class; each class
+names its config dataclass in ``config_class``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secondorder.optim.base import Optimizer, StepCosts, StepResult
+from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
+from secondorder.problem import Problem
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adam": Adam,
+}
+
+
+def build_optimizer(cfg: Any, problem: Problem) -> Optimizer:
+    return OPTIMIZERS[cfg.name](problem, cfg)
+
+
+__all__ = ["OPTIMIZERS", "Optimizer", "StepCosts", "StepResult", "build_optimizer"]

@@ -1,0 +1,72 @@
+"""The one interface every optimiser implements, and what a step reports.
+
+An optimiser owns its update rule and decides which data it needs: the trainer hands it the
+:class:`~secondorder.problem.Problem` (model, matching loss, ℓ2 prior, full data) at construction and a
+:class:`~secondorder.sampling.EpochSampler` at every step. A first-order method draws one mini-batch;
+second-order methods draw separate gradient / curvature / statistics batches or use the full training set.
+Each step returns the objective value it saw and the work it did (:class:`StepCosts`), so that runs can be
+compared per iteration, per gradient evaluation and per second (design.md §1, "cost accounting").
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from secondorder.problem import Problem
+from secondorder.sampling import EpochSampler
+
+
+@dataclass
+class StepCosts:
+    """Work done by one step, in units the papers compare.
+
+    ``grad_evals`` counts forward+backward passes over one batch (of whatever size), ``forward_passes``
+    forward-only passes, ``curvature_products`` curvature-matrix-vector products (GGN/Hessian/Fisher),
+    ``inversions`` factor eigendecompositions or inverses.
+    """
+
+    grad_evals: int = 0
+    forward_passes: int = 0
+    curvature_products: int = 0
+    inversions: int = 0
+
+    def add(self, other: StepCosts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class StepResult:
+    """What one optimiser step reports: the batch objective before the update, costs, method statistics."""
+
+    loss: float
+    costs: StepCosts
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Optimizer(ABC):
+    """Base class: subclasses set ``config_class``, ``stat_names`` and implement :meth:`step`."""
+
+    config_class: ClassVar[type]
+    stat_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, problem: Problem, cfg: Any) -> None:
+        self.problem = problem
+        self.cfg = cfg
+        self.params = [p for p in problem.model.parameters() if p.requires_grad]
+
+    @abstractmethod
+    def step(self, iteration: int, sampler: EpochSampler) -> StepResult:
+        """Perform update number ``iteration`` (0-based) and report it."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly after :meth:`load_state_dict` (model weights excluded)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...

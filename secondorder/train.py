@@ -1,0 +1,367 @@
+"""The one trainer loop that drives every optimiser (design.md §1).
+
+It owns what is common to all methods — device and seeds, budgets, evaluation of the paper's error on the
+full train and test sets, the run directory (:mod:`secondorder.run_record`), checkpoints and resume,
+divergence and signal handling, the progress bar — and asks the optimiser only for ``step``.
+
+Resume (``trainer.resume``): ``false`` refuses a run directory that already holds a run (nothing is ever
+overwritten); ``true`` continues from ``checkpoint.pt`` and fails if there is none; ``auto`` continues when a
+checkpoint exists and starts afresh otherwise (SLURM requeue). A resumed run on the same hardware produces
+the same metrics as an uninterrupted one: model, optimiser, sampler and RNG states are all checkpointed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from secondorder.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from secondorder.config import RunConfig
+from secondorder.data import load_dataset
+from secondorder.errors import ConfigError, RunDiverged, RunInterrupted
+from secondorder.losses import get_loss
+from secondorder.metrics import get_metric
+from secondorder.models import build_model
+from secondorder.optim import StepCosts, build_optimizer
+from secondorder.problem import Problem
+from secondorder.run_record import (
+    MetricsLog,
+    clean_number,
+    provenance,
+    utc_now,
+    write_json,
+)
+from secondorder.sampling import EpochSampler
+
+log = logging.getLogger(__name__)
+
+# Config sections that may change when a run is resumed (budgets, logging, device); anything else must match.
+RESUMABLE_CHANGES = ("trainer", "run_dir", "out_root", "data_dir")
+SAMPLER_SEED_OFFSET = 1_000_003  # keeps the batch order independent of the model-initialisation stream
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r}: CUDA is not available here; use trainer.device=cpu")
+    return torch.device(name)
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checkpoints and stops after the current step."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal_number is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signal_number = signum
+
+
+@contextmanager
+def stop_on_signals(flag: StopFlag):
+    previous = {sig: signal.signal(sig, flag) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    out = []
+    for key in keys:
+        full = f"{prefix}{key}"
+        if not prefix and key in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, prefix=f"{full}.")
+        elif a != b:
+            out.append(f"{full} ({a!r} in the run, {b!r} now)")
+    return out
+
+
+class Trainer:
+    """Builds the problem and optimiser from a validated config and runs them in ``run_dir``."""
+
+    def __init__(self, run: RunConfig, run_dir: Path, resolved_config: dict[str, Any]) -> None:
+        self.run = run
+        self.tcfg = run.trainer
+        self.run_dir = run_dir
+        self.resolved_config = resolved_config
+        self.device = resolve_device(self.tcfg.device)
+        self.dtype = torch.float64 if self.tcfg.dtype == "float64" else torch.float32
+
+        torch.manual_seed(run.seed)
+        data = load_dataset(run.dataset, Path(run.data_dir).expanduser())
+        self.data = data.to(self.device, self.dtype)
+        model = build_model(run.model, seed=run.seed).to(self.device, self.dtype)
+        self._check_shapes(model)
+        self.problem = Problem(model, get_loss(run.dataset.loss), self.data, get_metric(run.dataset.metric),
+                               run.objective)
+        self.optimizer = build_optimizer(run.optimizer, self.problem)
+        self.sampler = EpochSampler(self.data.train_inputs, self.data.train_targets,
+                                    seed=run.seed + SAMPLER_SEED_OFFSET)
+
+        self.iteration = 0
+        self.wall_time = 0.0
+        self.costs = StepCosts()
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.best: dict[str, Any] = {}
+        self.last_eval: dict[str, float] = {}
+        self.started_at = utc_now()
+
+    def _check_shapes(self, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            probe = self.data.train_inputs[:2]
+            try:
+                out = model(probe)
+            except RuntimeError as exc:
+                raise ConfigError(
+                    f"model does not accept {self.data.name} inputs of shape {tuple(probe.shape[1:])}: "
+                    f"{str(exc).splitlines()[0]}; pick a matching model=..."
+                ) from None
+        targets = self.data.train_targets[:2]
+        if targets.is_floating_point() and out.shape != targets.shape:
+            raise ConfigError(
+                f"model outputs shape {tuple(out.shape[1:])} but {self.data.name} targets have shape "
+                f"{tuple(targets.shape[1:])}; pick a matching model=..."
+            )
+
+    # ------------------------------------------------------------------ resume and checkpoints
+    def prepare_run_dir(self) -> bool:
+        """Apply the resume policy; return True when continuing from a checkpoint."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = load_checkpoint(self.run_dir)
+        existing = (self.run_dir / "metrics.csv").exists() or checkpoint is not None
+        mode = self.tcfg.resume
+        if mode == "false" and existing:
+            raise ConfigError(
+                f"{self.run_dir} already holds a run; pass trainer.resume=true to continue it, "
+                "or choose another run_dir"
+            )
+        if mode == "true" and checkpoint is None:
+            raise ConfigError(f"trainer.resume=true but {self.run_dir} has no checkpoint.pt to resume from")
+        if checkpoint is None:
+            return False
+        differences = _config_differences(checkpoint["config"], self.resolved_config)
+        if differences:
+            more = f" and {len(differences) - 1} more key(s)" if len(differences) > 1 else ""
+            raise ConfigError(
+                f"cannot resume {self.run_dir}: the config differs in {differences[0]}{more}; "
+                "resume with the run's own settings (only trainer.* may change)"
+            )
+        self._load(checkpoint)
+        return True
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "wall_time": self.wall_time,
+            "costs": self.costs.as_dict(),
+            "loss_sum": self.loss_sum,
+            "loss_count": self.loss_count,
+            "best": self.best,
+            "last_eval": self.last_eval,
+            "started_at": self.started_at,
+            "model": self.problem.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": rng_state(),
+            "config": self.resolved_config,
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.iteration = state["iteration"]
+        self.wall_time = state["wall_time"]
+        self.costs = StepCosts(**state["costs"])
+        self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
+        self.best, self.last_eval = state["best"], state["last_eval"]
+        self.started_at = state["started_at"]
+        self.problem.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        restore_rng_state(state["rng"])
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.run_dir, self._state())
+
+    # ------------------------------------------------------------------ budgets and logging
+    def budget_left(self) -> bool:
+        t = self.tcfg
+        return (
+            (t.max_steps is None or self.iteration < t.max_steps)
+            and (t.max_time_s is None or self.wall_time < t.max_time_s)
+            and (t.max_epochs is None or self.sampler.epochs < t.max_epochs)
+        )
+
+    def evaluate(self) -> dict[str, float]:
+        bs = self.tcfg.eval_batch_size
+        train = self.problem.evaluate(self.data.train_inputs, self.data.train_targets, bs)
+        test = self.problem.evaluate(self.data.test_inputs, self.data.test_targets, bs)
+        result = {
+            "train_error": train["error"], "test_error": test["error"],
+            "train_loss": train["loss"], "test_loss": test["loss"],
+        }
+        self.last_eval = result
+        for key in ("train_error", "test_error"):
+            value = result[key]
+            if math.isfinite(value) and (key not in self.best or value < self.best[key]["value"]):
+                self.best[key] = {"value": value, "iteration": self.iteration, "wall_time_s": self.wall_time}
+        return result
+
+    def row(self, stats: dict[str, float], evaluation: dict[str, float] | None) -> dict[str, Any]:
+        loss = self.loss_sum / self.loss_count if self.loss_count else None
+        self.loss_sum, self.loss_count = 0.0, 0
+        return {
+            "iteration": self.iteration,
+            "wall_time_s": self.wall_time,
+            "examples_seen": self.sampler.examples_seen,
+            "epochs": self.sampler.epochs,
+            **self.costs.as_dict(),
+            "loss": loss,
+            **(evaluation or {}),
+            **stats,
+        }
+
+    def summary(self, status: str, message: str = "") -> dict[str, Any]:
+        t = self.tcfg
+        return {
+            "status": status,
+            "message": message,
+            "iteration": self.iteration,
+            "examples_seen": self.sampler.examples_seen,
+            "epochs": self.sampler.epochs,
+            "wall_time_s": self.wall_time,
+            "costs": self.costs.as_dict(),
+            "final": {k: clean_number(v) for k, v in self.last_eval.items()},
+            "best": self.best,
+            "optimizer": self.run.optimizer.name,
+            "dataset": self.run.dataset.name,
+            "data": self.data.describe(),
+            "model": {"name": self.run.model.name,
+                      "parameters": sum(p.numel() for p in self.problem.model.parameters())},
+            "budget": {"max_steps": t.max_steps, "max_time_s": t.max_time_s, "max_epochs": t.max_epochs},
+            "seed": self.run.seed,
+            "dtype": t.dtype,
+            "started_at": self.started_at,
+            "updated_at": utc_now(),
+            "provenance": provenance(self.device),
+        }
+
+    def write_summary(self, status: str, message: str = "") -> None:
+        write_json(self.run_dir / "summary.json", self.summary(status, message))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, Any]:
+        resumed = self.prepare_run_dir()
+        OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
+        metrics = MetricsLog(self.run_dir / "metrics.csv", self.optimizer.stat_names,
+                             resume_from=self.iteration if resumed else None)
+        log.info("run directory: %s", self.run_dir)
+        log.info("data: %s (%d train / %d test); model: %s, %d parameters; optimiser: %s; device: %s",
+                 self.data.label, self.data.n_train, self.data.n_test, self.run.model.name,
+                 sum(p.numel() for p in self.problem.model.parameters()), self.run.optimizer.name,
+                 self.device)
+        if resumed:
+            log.info("resumed at iteration %d", self.iteration)
+        self.write_summary("running")
+        if not resumed:
+            metrics.append(self.row({}, self.evaluate()))
+
+        flag = StopFlag()
+        progress = self._progress_bar()
+        try:
+            with stop_on_signals(flag):
+                self._loop(metrics, flag, progress)
+        finally:
+            progress.close()
+        return self.summary("completed")
+
+    def _progress_bar(self) -> tqdm:
+        enabled = {"true": True, "false": False}.get(self.tcfg.progress, sys.stderr.isatty())
+        return tqdm(total=self.tcfg.max_steps, initial=self.iteration, disable=not enabled,
+                    desc=f"{self.run.optimizer.name} on {self.run.dataset.name}", dynamic_ncols=True)
+
+    def _loop(self, metrics: MetricsLog, flag: StopFlag, progress: tqdm) -> None:
+        t = self.tcfg
+        stats: dict[str, float] = {}
+        while self.budget_left():
+            start = time.perf_counter()
+            result = self.optimizer.step(self.iteration, self.sampler)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.wall_time += time.perf_counter() - start
+            self.iteration += 1
+            self.costs.add(result.costs)
+            self.loss_sum += result.loss
+            self.loss_count += 1
+            stats = result.stats
+            progress.update(1)
+
+            if not math.isfinite(result.loss):
+                self._diverged(metrics, stats, f"objective {result.loss} on the training batch")
+            evaluation = None
+            if self.iteration % t.eval_every == 0 or not self.budget_left():
+                evaluation = self.evaluate()
+                progress.set_postfix(train_error=f"{evaluation['train_error']:.4g}",
+                                     test_error=f"{evaluation['test_error']:.4g}")
+                if not math.isfinite(evaluation["train_error"]):
+                    metrics.append(self.row(stats, evaluation))
+                    self._diverged(None, stats, "non-finite training error")
+            if evaluation is not None or self.iteration % t.log_every == 0:
+                metrics.append(self.row(stats, evaluation))
+            if self.iteration % t.checkpoint_every == 0 and self.budget_left():
+                self.checkpoint()
+            if flag.signal_number is not None:
+                self._interrupted(flag.signal_number)
+
+        self.checkpoint()
+        self.write_summary("completed")
+        log.info("completed %d iterations in %.1f s of training; final train error %.4g, test error %.4g",
+                 self.iteration, self.wall_time, self.last_eval.get("train_error", math.nan),
+                 self.last_eval.get("test_error", math.nan))
+        log.info("run directory: %s", self.run_dir)
+
+    def _diverged(self, metrics: MetricsLog | None, stats: dict[str, float], what: str) -> None:
+        if metrics is not None:
+            metrics.append(self.row(stats, None))
+        message = (
+            f"run diverged at iteration {self.iteration} ({what}); metrics kept in {self.run_dir}, last good "
+            "checkpoint untouched; try a smaller learning rate or more damping"
+        )
+        self.write_summary("diverged", message)
+        raise RunDiverged(message)
+
+    def _interrupted(self, signal_number: int) -> None:
+        self.checkpoint()
+        name = signal.Signals(signal_number).name
+        message = (
+            f"interrupted by {name} at iteration {self.iteration}; checkpoint written; continue with "
+            f"`train ... run_dir={self.run_dir} trainer.resume=true`"
+        )
+        self.write_summary("interrupted", message)
+        raise RunInterrupted(message, signal_number)
+
+
+def run_training(run: RunConfig, run_dir: Path, resolved_config: dict[str, Any]) -> dict[str, Any]:
+    """Build and run one training job; returns its summary (raises :class:`UserError` subclasses)."""
+    return Trainer(run, run_dir, resolved_config).fit()
+
+
+__all__ = ["Trainer", "run_training"]

@@ -1,0 +1,96 @@
+"""Every config file composes and validates; bad keys, types and values are one-line errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from secondorder.cli import CONF_DIR, available_options, check_group_choices
+from secondorder.config import TrainerConfig, validate
+from secondorder.data import DATASETS
+from secondorder.errors import ConfigError
+from secondorder.models import MODELS
+from secondorder.optim import OPTIMIZERS
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
+
+
+def test_every_group_option_has_a_registered_implementation() -> None:
+    assert set(available_options("optimizer")) == set(OPTIMIZERS)
+    assert set(available_options("dataset")) == set(DATASETS)
+    for model in available_options("model"):
+        assert OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml").name in MODELS
+
+
+@pytest.mark.parametrize(
+    ("dataset", "optimizer"),
+    list(itertools.product(available_options("dataset"), available_options("optimizer"))),
+)
+def test_every_combination_composes_and_validates(dataset: str, optimizer: str) -> None:
+    run = validate(composed(f"dataset={dataset}", f"optimizer={optimizer}"))
+    assert run.dataset.name == dataset and run.optimizer.name == optimizer
+    assert run.optimizer.batch_size == run.dataset.batch_size  # interpolated from the dataset
+
+
+@pytest.mark.parametrize("model", available_options("model"))
+def test_every_model_file_validates(model: str) -> None:
+    assert validate(composed(f"model={model}")).model.name in MODELS
+
+
+def test_yaml_defaults_agree_with_the_schema_defaults() -> None:
+    """The YAML files document the defaults; the dataclasses must not silently disagree."""
+    run = validate(composed())
+    assert run.trainer == TrainerConfig()
+    for name, cls in OPTIMIZERS.items():
+        typed = validate(composed(f"optimizer={name}")).optimizer
+        default = cls.config_class(batch_size=typed.batch_size)
+        assert typed == default, name
+
+
+def test_model_follows_the_dataset_unless_overridden() -> None:
+    cfg = composed("dataset=curves")
+    assert list(cfg.model.encoder_dims) == [784, 400, 200, 100, 50, 25, 6]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.lr=-1"], "optimizer.lr=-1.0: must be > 0"),
+        (["optimizer.batch_size=0"], "optimizer.batch_size=0: must be > 0"),
+        (["optimizer=momentum", "optimizer.momentum=1.5"], "optimizer.momentum=1.5: must lie in [0.0, 1.0)"),
+        (["trainer.max_steps=0"], "trainer.max_steps=0: must be > 0"),
+        (["trainer.max_steps=null"], "set at least one budget"),
+        (["trainer.dtype=float16"], "trainer.dtype='float16': must be one of float32, float64"),
+        (["trainer.resume=sometimes"], "trainer.resume='sometimes'"),
+        (["+optimizer.lrr=1"], "optimizer.lrr: unknown key"),
+        (["optimizer.lr=fast"], "optimizer.lr: Value 'fast' of type 'str' could not be converted to Float"),
+        (["model.init.scheme=orthogonal"], "model.init.scheme='orthogonal': must be one of sparse, glorot, he"),
+        (["dataset.loss=hinge"], "dataset.loss='hinge'"),
+        (["objective.l2=-1"], "objective.l2=-1.0: must be >= 0"),
+        (["seed=-3"], "seed=-3: must be a non-negative integer"),
+    ],
+)
+def test_bad_values_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate(composed(*overrides))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_resume_flag_accepts_yaml_booleans() -> None:
+    assert validate(composed("trainer.resume=true")).trainer.resume == "true"
+    assert validate(composed("trainer.resume=auto")).trainer.resume == "auto"
+
+
+def test_unknown_group_choice_lists_the_options() -> None:
+    with pytest.raises(ConfigError, match="unknown optimizer 'nope'; available: adam, momentum, nesterov, sgd"):
+        check_group_choices(["optimizer=nope"])
+    with pytest.raises(ConfigError, match="unknown optimizer 'kfcc'"):
+        check_group_choices(["-m", "optimizer=adam,kfcc"])
+    check_group_choices(["optimizer=adam,sgd", "optimizer.lr=3"])  # valid: no error

@@ -1,0 +1,99 @@
+"""CURVES: the generator's determinism, range and geometry; the loader for the original .mat file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from secondorder.data import load_dataset
+from secondorder.data.curves import CurvesConfig, curve_points, generate_curves, render_strokes
+from secondorder.errors import DataError
+
+
+def small(**kw: object) -> CurvesConfig:
+    return CurvesConfig(n_train=60, n_test=30, **kw)
+
+
+def test_generator_is_deterministic_and_seeded() -> None:
+    cfg = small()
+    a, b, c = generate_curves(50, 0, cfg), generate_curves(50, 0, cfg), generate_curves(50, 1, cfg)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_images_are_28x28_in_unit_range_with_a_thin_stroke() -> None:
+    images = generate_curves(200, 0, small())
+    assert images.shape == (200, 784) and images.dtype == torch.float32
+    assert images.min() >= 0 and images.max() <= 1
+    # every curve is drawn: some pixel centre lies within √2/2 of it, so its intensity is ≥ 1.25 − 0.71
+    assert float(images.amax(dim=1).min()) > 0.5
+    ink = (images > 0).float().mean(dim=1)
+    assert float(ink.min()) > 0.01 and float(ink.max()) < 0.35  # strokes, not blobs or empty frames
+
+
+def test_curve_passes_through_its_three_points() -> None:
+    points = torch.tensor([[[2.0, 3.0], [14.0, 20.0], [25.0, 5.0]]], dtype=torch.float64)
+    curve = curve_points(points, samples=2001)[0]
+    for p in points[0]:
+        assert float((curve - p).norm(dim=1).min()) < 0.02
+
+
+def test_rendering_of_a_straight_line() -> None:
+    """A horizontal line on row 10: full intensity on it, w/2 + ½ − d beside it, zero far away."""
+    xs = torch.linspace(3.0, 24.0, 400, dtype=torch.float64)
+    line = torch.stack([xs, torch.full_like(xs, 10.0)], dim=1)[None]
+    image = render_strokes(line, image_size=28, stroke_width=1.5).view(28, 28)
+    assert torch.allclose(image[10, 5:22], torch.ones(17, dtype=image.dtype))
+    assert torch.allclose(image[9, 5:22], torch.full((17,), 0.25, dtype=image.dtype))
+    assert torch.all(image[12] == 0) and torch.all(image[:, 0] == 0)
+
+
+def test_split_sizes_independent_streams_and_label(tmp_path: Path) -> None:
+    a = load_dataset(small(), tmp_path)
+    b = load_dataset(CurvesConfig(n_train=80, n_test=30), tmp_path)
+    assert (a.n_train, a.n_test) == (60, 30)
+    assert torch.equal(a.test_inputs, b.test_inputs)  # test set does not depend on the training-set size
+    assert torch.equal(a.train_inputs, b.train_inputs[:60])
+    assert a.train_targets is a.train_inputs  # autoencoder: targets are the inputs
+    assert a.stand_in and "re-creation" in a.label
+
+
+def test_generated_data_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_dataset(small(), tmp_path)
+    assert len(list((tmp_path / "curves").glob("generated-*.pt"))) == 1
+
+    def fail(*args: object, **kw: object) -> None:
+        raise AssertionError("regenerated despite the cache")
+
+    monkeypatch.setattr("secondorder.data.curves.generate_curves", fail)
+    second = load_dataset(small(), tmp_path)
+    assert torch.equal(first.train_inputs, second.train_inputs)
+
+
+def test_original_mat_file_is_loaded_as_is(tmp_path: Path) -> None:
+    scipy_io = pytest.importorskip("scipy.io", reason="scipy is in the dev extra")
+    rng = np.random.default_rng(0)
+    train, test = rng.random((20, 784)), rng.random((10, 784))
+    path = tmp_path / "digs3pts_1.mat"
+    scipy_io.savemat(path, {"bdata": train, "bdatatest": test.T})  # either orientation is accepted
+    data = load_dataset(CurvesConfig(path=str(path)), tmp_path)
+    assert not data.stand_in and data.label == "CURVES (H&S digs3pts_1.mat)"
+    np.testing.assert_allclose(data.train_inputs.numpy(), train.astype(np.float32))
+    np.testing.assert_allclose(data.test_inputs.numpy(), test.astype(np.float32))
+
+
+def test_missing_or_wrong_mat_file_is_a_one_line_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"not found; download it from http://www\.cs\.toronto\.edu"):
+        load_dataset(CurvesConfig(path=str(tmp_path / "nope.mat")), tmp_path)
+    scipy_io = pytest.importorskip("scipy.io", reason="scipy is in the dev extra")
+    wrong = tmp_path / "wrong.mat"
+    scipy_io.savemat(wrong, {"bdata": np.zeros((3, 784))})
+    with pytest.raises(DataError, match="lacks the variable"):
+        load_dataset(CurvesConfig(path=str(wrong)), tmp_path)
+    garbage = tmp_path / "garbage.mat"
+    garbage.write_bytes(b"not a mat file at all" * 20)
+    with pytest.raises(DataError):
+        load_dataset(CurvesConfig(path=str(garbage)), tmp_path)
