@@ -9,9 +9,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.secondorder-installed
+DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
-.PHONY: setup run test test-all lint clean reproduce-table-4.3 bench
+.PHONY: setup run test test-all lint data clean reproduce-table-4.3 bench
 
 setup: $(STAMP)
 
@@ -32,6 +33,9 @@ test-all: setup  ## the default suite plus long tests marked slow
 
 lint: setup
 	$(BIN)/ruff check .
+
+data: setup  ## fetch datasets where a network exists; list what is missing
+	$(BIN)/python -m secondorder.data.fetch $(DATA_DIR)
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache

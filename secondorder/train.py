@@ -136,6 +136,12 @@ class Trainer:
                     f"model does not accept {self.data.name} inputs of shape {tuple(probe.shape[1:])}: "
                     f"{str(exc).splitlines()[0]}; pick a matching model=..."
                 ) from None
+        classes = self.data.num_classes
+        if classes is not None and out.shape[1:] != (classes,):
+            raise ConfigError(
+                f"model outputs shape {tuple(out.shape[1:])} but {self.data.name} has {classes} classes; "
+                "pick a matching model=..."
+            )
         targets = self.data.train_targets[:2]
         if targets.is_floating_point() and out.shape != targets.shape:
             raise ConfigError(

@@ -184,3 +184,45 @@ def test_multirun_compares_optimizers(train, tmp_path: Path) -> None:
 def test_float64_runs(train, tmp_path: Path) -> None:
     code, err = train("trainer.dtype=float64", "trainer.max_steps=2", run_dir=tmp_path / "r")
     assert code == 0, err
+
+
+@pytest.fixture(scope="module")
+def dataset_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data_dir holding MNIST and CIFAR-10 in their real formats, and a small FACES .mat file."""
+    import numpy as np
+    import scipy.io
+
+    from tests.data_files import write_cifar, write_mnist
+
+    root = tmp_path_factory.mktemp("datasets")
+    write_mnist(root, np.random.default_rng(0))
+    write_cifar(root / "cifar-10-batches-py", np.random.default_rng(1))
+    faces = np.random.default_rng(2).random((625, 80)).astype(np.float32)
+    scipy.io.savemat(root / "newfaces_rot_single.mat", {"newfaces_single": faces})
+    return root
+
+
+OFFLINE_DATASETS = ["curves", "mnist_5k", "mnist_5k_class", "faces_lfw"]
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    ["curves", "mnist", "mnist_class", "mnist_5k", "mnist_5k_class", "faces", "faces_lfw", "cifar10"],
+)
+def test_one_step_on_every_image_dataset(train, tmp_path: Path, dataset_files: Path, dataset: str) -> None:
+    """Each dataset with its paper's model: compose, load, one optimiser step, evaluate."""
+    overrides = [f"dataset={dataset}", "trainer.max_steps=1", "trainer.progress=false", "trainer.device=cpu",
+                 "dataset.batch_size=8"]
+    if dataset == "curves":
+        overrides += ["dataset.n_train=64", "dataset.n_test=32"]
+    if dataset.startswith("faces"):
+        overrides += ["dataset.variants_per_image=2"]
+    if dataset == "faces":
+        overrides += [f"dataset.path={dataset_files / 'newfaces_rot_single.mat'}"]
+    if dataset not in OFFLINE_DATASETS:
+        overrides += [f"data_dir={dataset_files}"]
+    code, err = train(*overrides, run_dir=tmp_path / dataset, tiny=False)
+    assert code == 0, err
+    metrics, summary = read_run(tmp_path / dataset)
+    assert summary["status"] == "completed" and metrics.test_error.notna().iloc[-1]
+    assert summary["data"]["stand_in"] == (dataset in {"curves", "mnist_5k", "mnist_5k_class", "faces_lfw"})

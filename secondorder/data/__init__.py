@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secondorder.data.cifar10 import Cifar10Config, load_cifar10
 from secondorder.data.curves import CurvesConfig, load_curves
+from secondorder.data.faces import FacesConfig, FacesLfwConfig, load_faces
+from secondorder.data.mnist import Mnist5kClassConfig, Mnist5kConfig, MnistClassConfig, MnistConfig, load_mnist
 from secondorder.data.splits import DataSplits
 
 
@@ -23,6 +26,13 @@ class DatasetEntry:
 
 DATASETS: dict[str, DatasetEntry] = {
     "curves": DatasetEntry(CurvesConfig, load_curves),
+    "mnist": DatasetEntry(MnistConfig, load_mnist),
+    "mnist_class": DatasetEntry(MnistClassConfig, load_mnist),
+    "mnist_5k": DatasetEntry(Mnist5kConfig, load_mnist),
+    "mnist_5k_class": DatasetEntry(Mnist5kClassConfig, load_mnist),
+    "faces": DatasetEntry(FacesConfig, load_faces),
+    "faces_lfw": DatasetEntry(FacesLfwConfig, load_faces),
+    "cifar10": DatasetEntry(Cifar10Config, load_cifar10),
 }
 
 

@@ -13,7 +13,8 @@ class DataSplits:
 
     ``label`` is the human-readable provenance that every output (run summary, tables, plots) carries;
     ``stand_in`` is True when the data are a re-creation or a subset rather than the paper's dataset.
-    For autoencoders the targets are the inputs themselves (the same tensor, not a copy).
+    For autoencoders the targets are the inputs themselves (the same tensor, not a copy); for classifiers they
+    are int64 labels and ``num_classes`` is set.
     """
 
     name: str
@@ -24,6 +25,7 @@ class DataSplits:
     source: str
     label: str
     stand_in: bool
+    num_classes: int | None = None
 
     @property
     def n_train(self) -> int:
@@ -44,7 +46,7 @@ class DataSplits:
         test_targets = test_inputs if self.test_targets is self.test_inputs else move(self.test_targets)
         return DataSplits(
             self.name, train_inputs, train_targets, test_inputs, test_targets,
-            self.source, self.label, self.stand_in,
+            self.source, self.label, self.stand_in, self.num_classes,
         )
 
     def describe(self) -> dict[str, object]:
@@ -55,4 +57,5 @@ class DataSplits:
             "stand_in": self.stand_in,
             "n_train": self.n_train,
             "n_test": self.n_test,
+            "num_classes": self.num_classes,
         }

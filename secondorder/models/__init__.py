@@ -11,6 +11,7 @@ from torch import nn
 
 from secondorder.models.autoencoder import AutoencoderConfig, DeepAutoencoder, build_autoencoder
 from secondorder.models.init import InitConfig, initialise_
+from secondorder.models.mlp import MLP, MLPConfig, build_mlp
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ModelEntry:
 
 MODELS: dict[str, ModelEntry] = {
     "autoencoder": ModelEntry(AutoencoderConfig, build_autoencoder),
+    "mlp": ModelEntry(MLPConfig, build_mlp),
 }
 
 
@@ -31,4 +33,4 @@ def build_model(cfg: Any, seed: int) -> nn.Module:
     return model
 
 
-__all__ = ["MODELS", "AutoencoderConfig", "DeepAutoencoder", "InitConfig", "build_model"]
+__all__ = ["MLP", "MODELS", "AutoencoderConfig", "DeepAutoencoder", "InitConfig", "MLPConfig", "build_model"]

@@ -1,0 +1,156 @@
+"""FACES: augmented face images, 25×25, linear outputs with squared error (thesis §4.12, Table 4.2).
+
+Sources, chosen explicitly:
+
+* ``dataset=faces`` with ``dataset.path=/…/newfaces_rot_single.mat`` — Martens' file
+  (http://www.cs.toronto.edu/~jmartens/newfaces_rot_single.mat): variable ``newfaces_single``, 625 × 165 600,
+  one image per column; as in Martens' K-FAC code (anchors.md §10b) the first 25/40 of the columns train
+  (103 500) and the last 10/40 test (41 400), the middle 20 700 unused.
+* ``dataset=faces`` with ``dataset.path=null`` — built here from the Olivetti faces (400 images, 40 people ×
+  10, 64×64, via scikit-learn's fetcher; ``dataset.download=true`` or ``make data`` fetches them once where a
+  network exists). Person-disjoint split mirroring the file's: people 1–25 train, 26–30 unused, 31–40 test;
+  each image yields ``variants_per_image`` (414) random rotations/scalings (:mod:`secondorder.data.augment`),
+  giving 103 500 / 41 400 cases. Labelled as built here, not Martens' file.
+* ``dataset=faces_lfw`` — offline stand-in: the same augmentation applied to the 100 face crops (25×25,
+  Labeled Faces in the Wild) bundled with scikit-image (``skimage.data.lfw_subset()``, whose first 100 images
+  are faces); images 1–70 train, 71–100 test (identities unknown, so the split is by image). Labelled as a
+  stand-in.
+
+Pixels are in [0, 1]; the objective is ½‖z − x‖² per case (matching identity + squared error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from secondorder.data.augment import random_transforms, transform_images
+from secondorder.data.cache import cache_key, cached_tensors
+from secondorder.data.matfile import as_rows, load_mat_variables
+from secondorder.data.splits import DataSplits
+from secondorder.errors import DataError
+from secondorder.validation import Check, in_range, non_negative, positive
+
+MAT_URL = "http://www.cs.toronto.edu/~jmartens/newfaces_rot_single.mat"
+PEOPLE, TRAIN_PEOPLE, TEST_PEOPLE = 40, 25, 10  # the file holds the same number of variants of each person
+AUGMENT_VERSION = 1
+
+
+@dataclass
+class FacesConfig:
+    name: str = "faces"
+    path: str | None = None
+    download: bool = False
+    seed: int = 0
+    variants_per_image: int = 414
+    max_rotation_deg: float = 90.0
+    scale_min: float = 1.4
+    scale_max: float = 1.8
+    max_translation: float = 0.0
+    image_size: int = 25
+    supersample: int = 4
+    cache: bool = True
+    loss: str = "squared_error"
+    metric: str = "reconstruction_sse"
+    batch_size: int = 500
+
+    def check(self) -> list[Check]:
+        return [
+            *positive(self, "variants_per_image", "image_size", "supersample", "scale_min", "batch_size"),
+            in_range(self, "max_rotation_deg", 0.0, 180.0, closed_high=True),
+            ("scale_max", self.scale_max >= self.scale_min, "must be >= scale_min"),
+            *non_negative(self, "max_translation"),
+        ]
+
+
+@dataclass
+class FacesLfwConfig(FacesConfig):
+    name: str = "faces_lfw"
+    train_images: int = 70
+
+    def check(self) -> list[Check]:
+        return [*super().check(), in_range(self, "train_images", 1, 100)]
+
+
+def load_faces(cfg: FacesConfig, data_dir: Path) -> DataSplits:
+    if isinstance(cfg, FacesLfwConfig):
+        sources = _lfw_faces()
+        train_ids = torch.arange(cfg.train_images)
+        test_ids = torch.arange(cfg.train_images, len(sources))
+        origin = f"skimage lfw_subset faces (images 1–{cfg.train_images} train, the rest test)"
+        label = "FACES stand-in (LFW crops from scikit-image, H&S-style augmentation; not Olivetti FACES)"
+        stand_in = True
+    elif cfg.path is not None:
+        return _martens_mat(Path(cfg.path).expanduser())
+    else:
+        sources = _olivetti(data_dir, cfg.download)
+        people = torch.arange(400) // 10
+        train_ids, test_ids = (people < 25).nonzero().flatten(), (people >= 30).nonzero().flatten()
+        origin = "Olivetti faces (people 1–25 train, 31–40 test)"
+        label = "FACES built here from Olivetti (H&S-style augmentation; not Martens' newfaces_rot_single.mat)"
+        stand_in = False
+    params = {
+        "version": AUGMENT_VERSION, "origin": origin, "seed": cfg.seed, "variants": cfg.variants_per_image,
+        "rotation": cfg.max_rotation_deg, "scale": [cfg.scale_min, cfg.scale_max],
+        "translation": cfg.max_translation, "size": cfg.image_size, "supersample": cfg.supersample,
+    }
+    cache_file = data_dir / cfg.name / f"augmented-{cache_key(params)}.pt"
+
+    def make() -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(cfg.seed)
+        return {split: _augment(sources, ids, cfg, generator) for split, ids in (("train", train_ids),
+                                                                                ("test", test_ids))}
+
+    data = cached_tensors(cache_file, make, use_cache=cfg.cache)
+    return DataSplits(cfg.name, data["train"], data["train"], data["test"], data["test"],
+                      source=f"{origin}; augmentation v{AUGMENT_VERSION}, seed {cfg.seed}", label=label,
+                      stand_in=stand_in)
+
+
+def _augment(sources: torch.Tensor, ids: torch.Tensor, cfg: FacesConfig, generator: torch.Generator):
+    index = ids.repeat_interleave(cfg.variants_per_image)
+    angles, scales, shifts = random_transforms(
+        len(index), generator, cfg.max_rotation_deg, (cfg.scale_min, cfg.scale_max), cfg.max_translation
+    )
+    images = transform_images(sources, index, angles, scales, shifts, cfg.image_size, cfg.supersample)
+    return images.clamp_(0.0, 1.0)
+
+
+def _lfw_faces() -> torch.Tensor:
+    try:
+        from skimage.data import lfw_subset
+    except ImportError as exc:
+        raise DataError("dataset=faces_lfw needs scikit-image: pip install 'secondorder[offline]'") from exc
+    return torch.from_numpy(lfw_subset()[:100].astype(np.float32))
+
+
+def _olivetti(data_dir: Path, download: bool) -> torch.Tensor:
+    try:
+        from sklearn.datasets import fetch_olivetti_faces
+    except ImportError as exc:
+        raise DataError("building FACES from Olivetti needs scikit-learn: pip install 'secondorder[faces]'") from exc
+    home = data_dir / "olivetti"
+    try:
+        bunch = fetch_olivetti_faces(data_home=str(home), download_if_missing=download, shuffle=False)
+    except OSError as exc:
+        raise DataError(
+            f"Olivetti faces not found under {home} ({str(exc).splitlines()[0]}); run `make data` or add "
+            f"dataset.download=true where a network exists, set dataset.path=<newfaces_rot_single.mat> "
+            f"({MAT_URL}), or use dataset=faces_lfw offline"
+        ) from None
+    return torch.from_numpy(bunch.images.astype(np.float32))
+
+
+def _martens_mat(path: Path) -> DataSplits:
+    arrays = load_mat_variables(path, ["newfaces_single"], how_to_get=f"download it from {MAT_URL}")
+    faces = as_rows(arrays["newfaces_single"], 625, what=f"{path.name}:newfaces_single")
+    if len(faces) % PEOPLE:
+        raise DataError(f"{path} holds {len(faces)} images, not a multiple of {PEOPLE}; expected 625 × 165 600")
+    x = torch.from_numpy(faces.astype(np.float32))
+    per_person = len(faces) // PEOPLE
+    train, test = x[: TRAIN_PEOPLE * per_person], x[-TEST_PEOPLE * per_person :]
+    return DataSplits("faces", train, train, test, test, source=str(path),
+                      label="FACES (Martens newfaces_rot_single.mat)", stand_in=False)

