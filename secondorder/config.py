@@ -18,7 +18,7 @@ from secondorder.data import DATASETS
 from secondorder.errors import ConfigError
 from secondorder.models import MODELS
 from secondorder.optim import OPTIMIZERS
-from secondorder.problem import ObjectiveConfig
+from secondorder.problems.base import ObjectiveConfig
 from secondorder.validation import Check, check_tree, one_of, positive
 
 

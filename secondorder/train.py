@@ -28,13 +28,9 @@ from tqdm import tqdm
 
 from secondorder.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from secondorder.config import RunConfig
-from secondorder.data import load_dataset
 from secondorder.errors import ConfigError, RunDiverged, RunInterrupted
-from secondorder.losses import get_loss
-from secondorder.metrics import get_metric
-from secondorder.models import build_model
 from secondorder.optim import StepCosts, build_optimizer
-from secondorder.problem import Problem
+from secondorder.problems import build_problem
 from secondorder.run_record import (
     MetricsLog,
     clean_number,
@@ -42,7 +38,6 @@ from secondorder.run_record import (
     utc_now,
     write_json,
 )
-from secondorder.sampling import EpochSampler
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +103,9 @@ class Trainer:
         self.dtype = torch.float64 if self.tcfg.dtype == "float64" else torch.float32
 
         torch.manual_seed(run.seed)
-        data = load_dataset(run.dataset, Path(run.data_dir).expanduser())
-        self.data = data.to(self.device, self.dtype)
-        model = build_model(run.model, seed=run.seed).to(self.device, self.dtype)
-        self._check_shapes(model)
-        self.problem = Problem(model, get_loss(run.dataset.loss), self.data, get_metric(run.dataset.metric),
-                               run.objective)
+        self.problem = build_problem(run, self.device, self.dtype)
         self.optimizer = build_optimizer(run.optimizer, self.problem)
-        self.sampler = EpochSampler(self.data.train_inputs, self.data.train_targets,
-                                    seed=run.seed + SAMPLER_SEED_OFFSET)
+        self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
 
         self.iteration = 0
         self.wall_time = 0.0
@@ -125,29 +114,6 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.last_eval: dict[str, float] = {}
         self.started_at = utc_now()
-
-    def _check_shapes(self, model: torch.nn.Module) -> None:
-        with torch.no_grad():
-            probe = self.data.train_inputs[:2]
-            try:
-                out = model(probe)
-            except RuntimeError as exc:
-                raise ConfigError(
-                    f"model does not accept {self.data.name} inputs of shape {tuple(probe.shape[1:])}: "
-                    f"{str(exc).splitlines()[0]}; pick a matching model=..."
-                ) from None
-        classes = self.data.num_classes
-        if classes is not None and out.shape[1:] != (classes,):
-            raise ConfigError(
-                f"model outputs shape {tuple(out.shape[1:])} but {self.data.name} has {classes} classes; "
-                "pick a matching model=..."
-            )
-        targets = self.data.train_targets[:2]
-        if targets.is_floating_point() and out.shape != targets.shape:
-            raise ConfigError(
-                f"model outputs shape {tuple(out.shape[1:])} but {self.data.name} targets have shape "
-                f"{tuple(targets.shape[1:])}; pick a matching model=..."
-            )
 
     # ------------------------------------------------------------------ resume and checkpoints
     def prepare_run_dir(self) -> bool:
@@ -217,13 +183,7 @@ class Trainer:
         )
 
     def evaluate(self) -> dict[str, float]:
-        bs = self.tcfg.eval_batch_size
-        train = self.problem.evaluate(self.data.train_inputs, self.data.train_targets, bs)
-        test = self.problem.evaluate(self.data.test_inputs, self.data.test_targets, bs)
-        result = {
-            "train_error": train["error"], "test_error": test["error"],
-            "train_loss": train["loss"], "test_loss": test["loss"],
-        }
+        result = self.problem.evaluate(self.tcfg.eval_batch_size)
         self.last_eval = result
         for key in ("train_error", "test_error"):
             value = result[key]
@@ -259,7 +219,7 @@ class Trainer:
             "best": self.best,
             "optimizer": self.run.optimizer.name,
             "dataset": self.run.dataset.name,
-            "data": self.data.describe(),
+            "data": self.problem.describe_data(),
             "model": {"name": self.run.model.name,
                       "parameters": sum(p.numel() for p in self.problem.model.parameters())},
             "budget": {"max_steps": t.max_steps, "max_time_s": t.max_time_s, "max_epochs": t.max_epochs},
@@ -277,11 +237,12 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         resumed = self.prepare_run_dir()
         OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
-        metrics = MetricsLog(self.run_dir / "metrics.csv", self.optimizer.stat_names,
+        metrics = MetricsLog(self.run_dir / "metrics.csv",
+                             (*self.problem.extra_eval_columns, *self.optimizer.stat_names),
                              resume_from=self.iteration if resumed else None)
         log.info("run directory: %s", self.run_dir)
-        log.info("data: %s (%d train / %d test); model: %s, %d parameters; optimiser: %s; device: %s",
-                 self.data.label, self.data.n_train, self.data.n_test, self.run.model.name,
+        log.info("data: %s; model: %s, %d parameters; optimiser: %s; device: %s",
+                 self.problem.data_label, self.run.model.name,
                  sum(p.numel() for p in self.problem.model.parameters()), self.run.optimizer.name,
                  self.device)
         if resumed:

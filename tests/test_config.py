@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from secondorder.cli import CONF_DIR, available_options, check_group_choices
 from secondorder.config import TrainerConfig, validate
@@ -25,7 +24,7 @@ def test_every_group_option_has_a_registered_implementation() -> None:
     assert set(available_options("optimizer")) == set(OPTIMIZERS)
     assert set(available_options("dataset")) == set(DATASETS)
     for model in available_options("model"):
-        assert OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml").name in MODELS
+        assert composed(f"model={model}").model.name in MODELS
 
 
 @pytest.mark.parametrize(

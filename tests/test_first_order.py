@@ -14,20 +14,19 @@ from secondorder.metrics import reconstruction_sse
 from secondorder.optim import build_optimizer
 from secondorder.optim.first_order import AdamConfig, MomentumConfig, NesterovConfig, SGDConfig
 from secondorder.optim.schedules import halved_every, sutskever_momentum
-from secondorder.problem import ObjectiveConfig, Problem
-from secondorder.sampling import EpochSampler
+from secondorder.problems import EpochSampler, ObjectiveConfig, SupervisedProblem
 
 
-def tiny_problem(l2: float = 0.0) -> Problem:
+def tiny_problem(l2: float = 0.0) -> SupervisedProblem:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(16, 5, generator=g, dtype=torch.float64)
     y = torch.randn(16, 3, generator=g, dtype=torch.float64)
     model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
     data = DataSplits("toy", x, y, x, y, "test", "toy", True)
-    return Problem(model, SquaredError(), data, reconstruction_sse, ObjectiveConfig(l2=l2))
+    return SupervisedProblem(model, SquaredError(), data, reconstruction_sse, ObjectiveConfig(l2=l2))
 
 
-def gradient_at(problem: Problem, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+def gradient_at(problem: SupervisedProblem, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor):
     """∇h at the given parameter values (a functional oracle, independent of the optimiser code)."""
     names = [n for n, _ in problem.model.named_parameters()]
     ps = [p.detach().clone().requires_grad_(True) for p in params]
@@ -36,12 +35,12 @@ def gradient_at(problem: Problem, params: list[torch.Tensor], x: torch.Tensor, y
     return torch.autograd.grad(h, ps)
 
 
-def replay_batches(problem: Problem, seed: int, batch_size: int, steps: int):
+def replay_batches(problem: SupervisedProblem, seed: int, batch_size: int, steps: int):
     sampler = EpochSampler(problem.data.train_inputs, problem.data.train_targets, seed)
     return [sampler.next(batch_size) for _ in range(steps)]
 
 
-def run(problem: Problem, cfg: object, steps: int) -> list[torch.Tensor]:
+def run(problem: SupervisedProblem, cfg: object, steps: int) -> list[torch.Tensor]:
     opt = build_optimizer(cfg, problem)
     sampler = EpochSampler(problem.data.train_inputs, problem.data.train_targets, seed=11)
     for k in range(steps):
@@ -121,7 +120,7 @@ def test_step_reports_loss_costs_and_stats() -> None:
     opt = build_optimizer(NesterovConfig(batch_size=4), problem)
     sampler = EpochSampler(problem.data.train_inputs, problem.data.train_targets, seed=0)
     x, y = replay_batches(problem, 0, 4, 1)[0]
-    expected = float(problem.objective(x, y).detach())
+    expected = float(problem.objective((x, y)).detach())
     result = opt.step(0, sampler)
     assert result.loss == pytest.approx(expected)
     assert result.costs.grad_evals == 1 and result.costs.curvature_products == 0

@@ -73,7 +73,7 @@ def test_initialisation_is_deterministic_in_the_seed() -> None:
 @pytest.mark.parametrize("scheme", ["glorot", "he"])
 def test_dense_schemes_have_their_variance(scheme: str) -> None:
     cfg = AutoencoderConfig(encoder_dims=[500, 400, 6], init=InitConfig(scheme=scheme, scale=2.0))
-    weight = build_model(cfg, seed=0)[0].weight
+    weight = build_model(cfg, seed=0)[0].weight.detach()
     fan_out, fan_in = weight.shape
     expected = 2.0 * (math.sqrt(2.0 / (fan_in + fan_out)) if scheme == "glorot" else math.sqrt(2.0 / fan_in))
     assert abs(float(weight.std()) / expected - 1.0) < 0.02

@@ -10,7 +10,7 @@ from typing import Any
 
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
-from secondorder.problem import Problem
+from secondorder.problems.base import Problem
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,

@@ -1,8 +1,8 @@
 """The one interface every optimiser implements, and what a step reports.
 
 An optimiser owns its update rule and decides which data it needs: the trainer hands it the
-:class:`~secondorder.problem.Problem` (model, matching loss, ℓ2 prior, full data) at construction and a
-:class:`~secondorder.sampling.EpochSampler` at every step. A first-order method draws one mini-batch;
+:class:`~secondorder.problems.base.Problem` (model, matching loss, ℓ2 prior, full data) at construction and a
+:class:`~secondorder.problems.samplers.Sampler` at every step. A first-order method draws one mini-batch;
 second-order methods draw separate gradient / curvature / statistics batches or use the full training set.
 Each step returns the objective value it saw and the work it did (:class:`StepCosts`), so that runs can be
 compared per iteration, per gradient evaluation and per second (design.md §1, "cost accounting").
@@ -14,8 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-from secondorder.problem import Problem
-from secondorder.sampling import EpochSampler
+from secondorder.problems.base import Problem
+from secondorder.problems.samplers import Sampler
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Optimizer(ABC):
         self.params = [p for p in problem.model.parameters() if p.requires_grad]
 
     @abstractmethod
-    def step(self, iteration: int, sampler: EpochSampler) -> StepResult:
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
         """Perform update number ``iteration`` (0-based) and report it."""
 
     @abstractmethod

@@ -1,6 +1,6 @@
 """First-order baselines: SGD, classical momentum, Nesterov momentum, Adam.
 
-All minimise the same objective h(θ) (ℓ2 prior included, see :mod:`secondorder.problem`) on one
+All minimise the same objective h(θ) (ℓ2 prior included, see :mod:`secondorder.problems.base`) on one
 mini-batch of ``batch_size`` per step, with an optional learning-rate halving period T
 (:func:`~secondorder.optim.schedules.halved_every`; the KFRA paper's grid, seed001 report §7.3).
 
@@ -25,7 +25,7 @@ import torch
 
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.schedules import halved_every, sutskever_momentum
-from secondorder.sampling import EpochSampler
+from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
 
 
@@ -85,12 +85,12 @@ class AdamConfig:
         ]
 
 
-def _batch_objective(opt: Optimizer, sampler: EpochSampler) -> torch.Tensor:
+def _batch_objective(opt: Optimizer, sampler: Sampler) -> torch.Tensor:
     """Draw a mini-batch, compute h on it and its gradient into ``.grad``; return h (detached)."""
-    x, y = sampler.next(opt.cfg.batch_size)
+    batch = sampler.next(opt.cfg.batch_size)
     for p in opt.params:
         p.grad = None
-    loss = opt.problem.objective(x, y)
+    loss = opt.problem.objective(batch)
     loss.backward()
     return loss.detach()
 
@@ -108,7 +108,7 @@ class _TorchOptimizer(Optimizer):
         super().__init__(problem, cfg)
         self.inner = self._make()
 
-    def step(self, iteration: int, sampler: EpochSampler) -> StepResult:
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
         lr = halved_every(self.cfg.lr, self.cfg.lr_halving_period, iteration)
         for group in self.inner.param_groups:
             group["lr"] = lr
@@ -159,7 +159,7 @@ class Momentum(Optimizer):
     def _shift(self, scale: float) -> None:
         torch._foreach_add_(self.params, self.velocity, alpha=scale)
 
-    def step(self, iteration: int, sampler: EpochSampler) -> StepResult:
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
         lr = halved_every(self.cfg.lr, self.cfg.lr_halving_period, iteration)
         mu = self.momentum_at(iteration)
         if self.lookahead:

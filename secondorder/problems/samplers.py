@@ -1,0 +1,199 @@
+"""Training-batch sources with checkpointable state (exact resume).
+
+Every sampler offers ``next(batch_size)``, the counters ``examples_seen`` and ``epochs``, and
+``state_dict``/``load_state_dict``. Randomness comes from a private CPU generator seeded at construction, so
+the sequence of batches depends only on the seed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class Sampler(ABC):
+    examples_seen: int
+
+    @abstractmethod
+    def next(self, batch_size: int) -> Any:
+        """The next training batch (on the data's device)."""
+
+    @property
+    @abstractmethod
+    def epochs(self) -> float:
+        """Training-set passes so far."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class EpochSampler(Sampler):
+    """Mini-batches without replacement from a reshuffled permutation of a fixed training set.
+
+    When fewer than ``batch_size`` cases remain in the current epoch, a new permutation starts (the tail is
+    skipped, so every batch has exactly ``batch_size`` cases); a batch as large as the training set is the
+    whole set. ``examples_seen`` counts cases handed out; ``epochs`` = examples_seen / training-set size.
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor, seed: int) -> None:
+        self.inputs, self.targets = inputs, targets
+        self.n = int(inputs.shape[0])
+        self.generator = torch.Generator().manual_seed(seed)
+        self.permutation = torch.randperm(self.n, generator=self.generator)
+        self.position = 0
+        self.epochs_started = 1
+        self.examples_seen = 0
+
+    def indices(self, batch_size: int) -> Tensor:
+        if batch_size >= self.n:
+            self.examples_seen += self.n
+            return torch.arange(self.n)
+        if self.position + batch_size > self.n:
+            self.permutation = torch.randperm(self.n, generator=self.generator)
+            self.position = 0
+            self.epochs_started += 1
+        index = self.permutation[self.position : self.position + batch_size]
+        self.position += batch_size
+        self.examples_seen += batch_size
+        return index
+
+    def next(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """The next (inputs, targets) mini-batch, on the data's device."""
+        if batch_size >= self.n:
+            self.indices(batch_size)
+            return self.inputs, self.targets
+        index = self.indices(batch_size).to(self.inputs.device)
+        return self.inputs[index], self.targets[index]
+
+    @property
+    def epochs(self) -> float:
+        return self.examples_seen / self.n
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.get_state(),
+            "permutation": self.permutation.clone(),
+            "position": self.position,
+            "epochs_started": self.epochs_started,
+            "examples_seen": self.examples_seen,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.permutation = state["permutation"].clone()
+        self.position = state["position"]
+        self.epochs_started = state["epochs_started"]
+        self.examples_seen = state["examples_seen"]
+
+
+class TaskSampler(Sampler):
+    """Fresh sequences from a generated task at every call (thesis L1807: "a fresh set of sequences").
+
+    ``epochs`` counts passes over a nominal training set of ``nominal_size`` sequences (the test-set size),
+    since the training data are unlimited.
+    """
+
+    def __init__(self, generate: Any, seed: int, device: torch.device, dtype: torch.dtype,
+                 nominal_size: int) -> None:
+        self.generate = generate
+        self.generator = torch.Generator().manual_seed(seed)
+        self.device, self.dtype = device, dtype
+        self.nominal_size = nominal_size
+        self.examples_seen = 0
+
+    def next(self, batch_size: int) -> Any:
+        batch = self.generate(batch_size, self.generator)
+        self.examples_seen += batch_size
+        return batch.to(self.device, self.dtype)
+
+    @property
+    def epochs(self) -> float:
+        return self.examples_seen / self.nominal_size
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "examples_seen": self.examples_seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.examples_seen = state["examples_seen"]
+
+
+def batchify(stream: Tensor, columns: int) -> Tensor:
+    """Cut a token stream into ``columns`` contiguous rows (Zaremba et al. 2014): (columns, len // columns)."""
+    rows = len(stream) // columns
+    return stream[: rows * columns].view(columns, rows)
+
+
+class StreamSampler(Sampler):
+    """Consecutive truncated-BPTT windows of a batchified token stream, recurrent state carried across them.
+
+    Window k holds inputs ``grid[:, k·bptt : (k+1)·bptt]`` and the next tokens as targets (the last window of
+    an epoch may be shorter). Each batch starts from the final state the model reached on the previous window
+    (``batch.final_state``, recorded by the problem's forward pass; computed by ``advance`` if an optimiser
+    never ran one); every epoch starts from zeros. ``examples_seen`` counts target tokens.
+    """
+
+    def __init__(self, stream: Tensor, batch_size: int, bptt: int, advance: Any) -> None:
+        self.grid = batchify(stream, batch_size)
+        self.batch_size, self.bptt = batch_size, bptt
+        self.advance = advance
+        self.position = 0
+        self.epoch_index = 0
+        self.examples_seen = 0
+        self.last_batch: Any = None
+        self.carried: Any = None
+        self.tokens_per_epoch = batch_size * (self.grid.shape[1] - 1)
+
+    def next(self, batch_size: int) -> Any:
+        from secondorder.data.sequences import SequenceBatch
+
+        if batch_size != self.batch_size:
+            raise ValueError(f"language-model batches are fixed at {self.batch_size} streams, got {batch_size}")
+        if self.position >= self.grid.shape[1] - 1:  # a new epoch starts from the beginning, zero state
+            self.position, self.carried, self.last_batch = 0, None, None
+            self.epoch_index += 1
+        if self.last_batch is not None:
+            self.carried = (self.last_batch.final_state if self.last_batch.final_state is not None
+                            else self.advance(self.last_batch))
+        length = min(self.bptt, self.grid.shape[1] - 1 - self.position)
+        inputs = self.grid[:, self.position : self.position + length]
+        targets = self.grid[:, self.position + 1 : self.position + 1 + length]
+        self.position += length
+        self.examples_seen += inputs.numel()
+        mask = torch.ones(inputs.shape, dtype=torch.bool, device=inputs.device)
+        self.last_batch = SequenceBatch(inputs, targets, mask, state=self.carried)
+        return self.last_batch
+
+    @property
+    def epochs(self) -> float:
+        return self.examples_seen / self.tokens_per_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        carried = None
+        if self.last_batch is not None:
+            carried = (self.last_batch.final_state if self.last_batch.final_state is not None
+                       else self.advance(self.last_batch))
+        return {"position": self.position, "epoch_index": self.epoch_index, "examples_seen": self.examples_seen,
+                "carried": carried}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from secondorder.data.sequences import SequenceBatch
+
+        self.position, self.epoch_index = state["position"], state["epoch_index"]
+        self.examples_seen = state["examples_seen"]
+        self.carried = state["carried"]
+        if self.carried is not None:  # a stand-in for the last batch, holding the carried state
+            device = self.grid.device
+            self.carried = [(h.to(device), c.to(device)) for h, c in self.carried] \
+                if isinstance(self.carried, list) else self.carried.to(device)
+            empty = self.grid[:, :0]
+            self.last_batch = SequenceBatch(empty, empty, empty.bool(), state=None)
+            self.last_batch.final_state = self.carried
+        else:
+            self.last_batch = None
