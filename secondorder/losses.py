@@ -61,6 +61,10 @@ class MatchingLoss(ABC):
     def sample_targets(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Targets drawn from the predictive distribution p(y | z) (one per case); no gradient flows."""
 
+    @abstractmethod
+    def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
+        """S(z_b)ᵀ v_b per case, for a factor S with SᵀS = H_L (thesis Alg. 6; seed000 report §3.10)."""
+
 
 class SquaredError(MatchingLoss):
     """½‖z − y‖² with identity output; H_L = I; predictive N(z, I)."""
@@ -84,6 +88,9 @@ class SquaredError(MatchingLoss):
         noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
         return z.detach() + noise
 
+    def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
+        return v
+
 
 class SigmoidBCE(MatchingLoss):
     """Binary cross-entropy of logistic outputs, written stably as softplus(z) − y z."""
@@ -106,6 +113,10 @@ class SigmoidBCE(MatchingLoss):
 
     def sample_targets(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return torch.bernoulli(torch.sigmoid(z.detach()), generator=generator)
+
+    def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
+        p = torch.sigmoid(z)
+        return torch.sqrt(p * (1 - p)) * v
 
 
 class SoftmaxCE(MatchingLoss):
@@ -132,6 +143,12 @@ class SoftmaxCE(MatchingLoss):
     def sample_targets(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
         p = torch.softmax(z.detach(), dim=1)
         return torch.multinomial(p, 1, generator=generator).squeeze(1)
+
+    def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
+        """S = diag(√p) − √p pᵀ satisfies SᵀS = diag(p) − ppᵀ (using Σp = 1); returns Sᵀv."""
+        p = torch.softmax(z, dim=1)
+        root = torch.sqrt(p)
+        return root * v - p * (root * v).sum(dim=1, keepdim=True)
 
 
 LOSSES: dict[str, type[MatchingLoss]] = {

@@ -46,14 +46,22 @@ class RecurrentNet(nn.Module):
         self.output = nn.Linear(cfg.hidden_dim, output_dim)
         self.nonlinearity = torch.tanh if cfg.activation == "tanh" else torch.sigmoid
 
-    def forward(self, inputs: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, inputs: Tensor, state: Tensor | None = None, return_hidden: bool = False):
+        """Outputs (B, T, d_out) and the final state; with ``return_hidden`` also (pre-activations,
+        activities) of the hidden units, each (B, T, H), for structural damping."""
         h = inputs.new_zeros(inputs.shape[0], self.cfg.hidden_dim) if state is None else state
         drive = self.input(inputs)  # (B, T, H): input contributions for all steps at once
-        hidden = []
+        pre, hidden = [], []
         for t in range(inputs.shape[1]):
-            h = self.nonlinearity(drive[:, t] + self.recurrent(h))
+            s = drive[:, t] + self.recurrent(h)
+            h = self.nonlinearity(s)
+            pre.append(s)
             hidden.append(h)
-        return self.output(torch.stack(hidden, dim=1)), h
+        activities = torch.stack(hidden, dim=1)
+        outputs = self.output(activities)
+        if return_hidden:
+            return outputs, h, (torch.stack(pre, dim=1), activities)
+        return outputs, h
 
 
 @torch.no_grad()

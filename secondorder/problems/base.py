@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from secondorder.errors import ConfigError
 from secondorder.losses import MatchingLoss
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, non_negative
@@ -45,9 +46,9 @@ class Problem(ABC):
         self.model = model
         self.loss = loss
         self.l2 = objective.l2
-        self.l2_parameters = [
-            p for name, p in model.named_parameters() if objective.l2_biases or not name.endswith("bias")
-        ]
+        penalised = [(n, p) for n, p in model.named_parameters() if objective.l2_biases or not n.endswith("bias")]
+        self.l2_parameters = [p for _, p in penalised]
+        self.l2_names = frozenset(n for n, _ in penalised)
 
     # ------------------------------------------------------------------ the objective
     @abstractmethod
@@ -72,6 +73,33 @@ class Problem(ABC):
     def objective(self, batch: Any) -> Tensor:
         """h(θ) on one batch: data loss plus the ℓ2 prior."""
         return self.data_loss(batch) + self.l2_penalty()
+
+    def l2_penalty_at(self, params: dict[str, Tensor]) -> Tensor:
+        """The ℓ2 prior at an explicit parameter dict (for functional evaluations)."""
+        total = sum(params[n].pow(2).sum() for n in self.l2_names)
+        return 0.5 * self.l2 * total if self.l2 else torch.zeros_like(total)
+
+    def objective_at(self, batch: Any, params: dict[str, Tensor]) -> Tensor:
+        """h at an explicit parameter dict, without touching the model's own parameters."""
+        return self.data_loss(batch, params) + self.l2_penalty_at(params)
+
+    # ------------------------------------------------------------------ cases (per-case curvature)
+    def case_slices(self, batch: Any) -> tuple[Tensor, ...]:
+        """Tensors with a leading case dimension from which :meth:`case_outputs` rebuilds one case."""
+        raise ConfigError(f"{type(self).__name__} has no per-case decomposition (needed by diagonal "
+                          "preconditioners); use optimizer.preconditioner=none")
+
+    def case_outputs(self, params: dict[str, Tensor], *case: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(z (n, d), targets (n, …), mask (n,)) for one case: its outputs, as a batch of one."""
+        raise ConfigError(f"{type(self).__name__} has no per-case decomposition")
+
+    def subset(self, batch: Any, index: Tensor) -> Any:
+        """The cases ``index`` of a batch (e.g. HF's curvature chunk of its gradient batch)."""
+        raise ConfigError(f"{type(self).__name__} cannot take subsets of a batch")
+
+    def structural_outputs(self, batch: Any, params: dict[str, Tensor]) -> tuple[Tensor, MatchingLoss]:
+        """Hidden quantities c (n, m) and the matching loss d for structural damping (thesis §4.6.4)."""
+        raise ConfigError(f"structural damping needs a recurrent model; {type(self.model).__name__} has none")
 
     def call_model(self, params: dict[str, Tensor] | None, *args: Any) -> Any:
         """The model at its own parameters, or at ``params`` through ``torch.func.functional_call``."""

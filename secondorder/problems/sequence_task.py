@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from secondorder.data.sequences import GeneratedSequences, SequenceBatch
-from secondorder.losses import MatchingLoss
+from secondorder.losses import MatchingLoss, SigmoidBCE, SquaredError
 from secondorder.problems.base import ObjectiveConfig, Problem
 from secondorder.problems.samplers import TaskSampler
 
@@ -29,6 +29,7 @@ class SequenceTaskProblem(Problem):
         n_test = int(data.test.inputs.shape[0])
         generator = torch.Generator().manual_seed(seed + TRAIN_EVAL_SEED_OFFSET)
         self.train_eval = data.task.generate(n_test, generator).to(device, dtype)
+        self._bce, self._squared = SigmoidBCE(), SquaredError()
 
     def outputs(self, batch: SequenceBatch, params: dict[str, Tensor] | None = None):
         z, _ = self.call_model(params, batch.inputs)
@@ -36,6 +37,26 @@ class SequenceTaskProblem(Problem):
 
     def cases(self, batch: SequenceBatch) -> int:
         return int(batch.inputs.shape[0])
+
+    def case_slices(self, batch: SequenceBatch) -> tuple[Tensor, ...]:
+        return batch.inputs, batch.targets, batch.mask
+
+    def case_outputs(self, params: dict[str, Tensor], inputs: Tensor, targets: Tensor, mask: Tensor):
+        z, _ = self.call_model(params, inputs[None])
+        return z[0], targets, mask.to(z.dtype)
+
+    def subset(self, batch: SequenceBatch, index: Tensor) -> SequenceBatch:
+        index = index.to(batch.inputs.device)
+        return SequenceBatch(batch.inputs[index], batch.targets[index], batch.mask[index])
+
+    def structural_outputs(self, batch: SequenceBatch, params: dict[str, Tensor]):
+        """Hidden units at every step: logistic units' pre-activations under cross-entropy (the thesis's
+        footnote 5, L1309), otherwise the activities under squared error."""
+        _, _, hidden = self.call_model(params, batch.inputs, None, True)
+        pre, post = hidden
+        if self.model.cfg.activation == "sigmoid":
+            return pre.reshape(-1, pre.shape[-1]), self._bce
+        return post.reshape(-1, post.shape[-1]), self._squared
 
     def make_sampler(self, seed: int) -> TaskSampler:
         return TaskSampler(self.data.task.generate, seed, self.device, self.dtype,

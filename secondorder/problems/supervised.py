@@ -30,6 +30,17 @@ class SupervisedProblem(Problem):
     def cases(self, batch: tuple[Tensor, Tensor]) -> int:
         return int(batch[0].shape[0])
 
+    def case_slices(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, ...]:
+        return batch
+
+    def case_outputs(self, params: dict[str, Tensor], x: Tensor, y: Tensor):
+        z = self.call_model(params, x[None])
+        return z, y[None], torch.ones(1, dtype=z.dtype, device=z.device)
+
+    def subset(self, batch: tuple[Tensor, Tensor], index: Tensor) -> tuple[Tensor, Tensor]:
+        index = index.to(batch[0].device)
+        return batch[0][index], batch[1][index]
+
     def make_sampler(self, seed: int) -> EpochSampler:
         return EpochSampler(self.data.train_inputs, self.data.train_targets, seed)
 

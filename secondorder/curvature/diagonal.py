@@ -1,0 +1,94 @@
+"""Diagonal curvature estimates for preconditioning (thesis §4.9.3; seed000 report §3.10).
+
+* Empirical Fisher diagonal (Martens 2010's preconditioner): diag(F̄) = (1/C) Σ_c sq(g_c), with g_c the
+  gradient of case c's contribution scaled so that the g_c average to ∇h (per-case squared gradients, not
+  the square of the mean).
+* Unbiased GGN-diagonal estimator (Chapelle & Erhan 2011; thesis Alg. 6, with the transpose of the proof at
+  L1649 — the algorithm line L1642 drops it): per case, sq(J_cᵀ S_cᵀ v) with SᵀS = H_L and Rademacher v,
+  averaged over cases and samples: E = diag((1/N) Σ Jᵀ H_L J).
+
+Both need per-case gradients: ``torch.func.vmap`` over cases of ``torch.func.grad`` of a one-case function
+supplied by the problem (:meth:`~secondorder.problems.base.Problem.case_slices` /
+:meth:`~secondorder.problems.base.Problem.case_outputs`), in chunks to bound memory. The ℓ2 prior is not
+included here (its curvature η is added exactly by the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from secondorder.curvature.params import ParamDict, ParamSpace, detached_params
+
+
+def _sum_of_squared_case_gradients(
+    problem: Any, batch: Any, case_objective: Callable[..., Tensor], extra: tuple[Tensor, ...],
+    params: ParamDict, chunk: int,
+) -> ParamDict:
+    """Σ_c sq(∇_θ φ_c(θ)) for the per-case scalar φ_c = case_objective(θ, *case_slices_c, *extra_c)."""
+    slices = problem.case_slices(batch)
+    per_case_grad = torch.func.vmap(torch.func.grad(case_objective), in_dims=(None, *([0] * (len(slices) +
+                                                                                              len(extra)))))
+    total = {k: torch.zeros_like(v) for k, v in params.items()}
+    cases = int(slices[0].shape[0])
+    for start in range(0, cases, chunk):
+        part = [t[start : start + chunk] for t in (*slices, *extra)]
+        grads = per_case_grad(params, *part)
+        for k in total:
+            total[k] += grads[k].pow(2).sum(dim=0)
+    return total
+
+
+def empirical_fisher_diagonal(problem: Any, batch: Any, params: ParamDict | None = None,
+                              chunk: int = 64) -> ParamDict:
+    params = params if params is not None else detached_params(problem.model)
+    loss = problem.loss
+
+    def case_loss(p: ParamDict, *case: Tensor) -> Tensor:
+        z, y, mask = problem.case_outputs(p, *case)
+        return (loss.per_case(z, y) * mask).sum()
+
+    n_cases = int(problem.case_slices(batch)[0].shape[0])
+    scale = n_cases / problem.cases(batch)  # g_c = scale · ∇ℓ_c averages to ∇h
+    total = _sum_of_squared_case_gradients(problem, batch, case_loss, (), params, chunk)
+    return {k: v * (scale**2 / n_cases) for k, v in total.items()}
+
+
+def ggn_diagonal_estimate(problem: Any, batch: Any, params: ParamDict | None = None, samples: int = 1,
+                          generator: torch.Generator | None = None, chunk: int = 64) -> ParamDict:
+    params = params if params is not None else detached_params(problem.model)
+    loss = problem.loss
+    # Each case appears ``samples`` times with its own Rademacher vector: one vectorised pass.
+    slices = tuple(t.repeat_interleave(samples, dim=0) for t in problem.case_slices(batch))
+    with torch.no_grad():
+        z0, _, _ = torch.func.vmap(lambda *case: problem.case_outputs(params, *case))(*slices)
+    v = torch.randint(0, 2, z0.shape, generator=generator, device="cpu").to(z0.device, z0.dtype) * 2 - 1
+    flat_z = z0.reshape(-1, z0.shape[-1])
+    u = loss.output_hessian_sqrt_t_vector(flat_z, v.reshape(flat_z.shape)).reshape(z0.shape)
+
+    def projected_outputs(p: ParamDict, *case_and_u: Tensor) -> Tensor:
+        *case, u_case = case_and_u
+        z, _, mask = problem.case_outputs(p, *case)
+        return (u_case * mask[:, None] * z).sum()
+
+    total = _sum_of_squared_case_gradients(_SlicesOf(problem, slices), None, projected_outputs, (u,), params,
+                                           chunk)
+    scale = 1.0 / (problem.cases(batch) * samples)
+    return {k: t * scale for k, t in total.items()}
+
+
+class _SlicesOf:
+    """Adapter: a problem whose ``case_slices`` are given explicitly."""
+
+    def __init__(self, problem: Any, slices: tuple[Tensor, ...]) -> None:
+        self.problem, self.slices = problem, slices
+
+    def case_slices(self, batch: Any) -> tuple[Tensor, ...]:
+        return self.slices
+
+
+def flat_diagonal(space: ParamSpace, diagonal: ParamDict) -> Tensor:
+    return space.flatten(diagonal)
