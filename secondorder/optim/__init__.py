@@ -10,6 +10,7 @@ from typing import Any
 
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
+from secondorder.optim.hf import HessianFree
 from secondorder.problems.base import Problem
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -17,6 +18,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "momentum": Momentum,
     "nesterov": Nesterov,
     "adam": Adam,
+    "hf": HessianFree,
 }
 
 

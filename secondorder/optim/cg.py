@@ -1,0 +1,129 @@
+"""Preconditioned conjugate gradient for HF (thesis Alg. 2, §4.2, §4.6.7; seed000 report §3.3–§3.5).
+
+Minimises q(x) = ½ xᵀAx − bᵀx for a symmetric operator A (the damped curvature) from an initial x₀:
+
+    r₀ = A x₀ − b;  y₀ = P⁻¹ r₀;  p₀ = −y₀
+    αᵢ = rᵢᵀyᵢ / pᵢᵀApᵢ;  xᵢ₊₁ = xᵢ + αᵢpᵢ;  rᵢ₊₁ = rᵢ + αᵢApᵢ;  yᵢ₊₁ = P⁻¹rᵢ₊₁
+    βᵢ₊₁ = rᵢ₊₁ᵀyᵢ₊₁ / rᵢᵀyᵢ;  pᵢ₊₁ = −yᵢ₊₁ + βᵢ₊₁pᵢ
+
+with one product Apᵢ per iteration and the quadratic's value tracked for free, q(xᵢ) = ½ (rᵢ − b)ᵀxᵢ (L890).
+
+Termination (Martens 2010; thesis L892–906): with window k = max(10, ⌈0.1 i⌉), stop after iteration i when
+i > k, q(x_{i−k}) < 0 and (q(xᵢ) − q(x_{i−k})) / q(xᵢ) < threshold, where threshold is ``tolerance`` (the
+thesis's literal s_j < 1e-4, ``mode="window"``) or k · ``tolerance`` (Martens' code, 5e-4 average progress
+per step, ``mode="per_step"``); always at ``max_iters``. It also stops on non-positive curvature pᵀAp ≤ 0
+(the code's bail-out) and on non-finite values (returning the last finite iterate).
+
+Iterates are stored at i = ⌈first · growthʲ⌉ (5, 7, 9, 11, 15, 19, 25, 32, …; Martens' code) and at the end,
+for CG-backtracking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+STOP_CODES = {"progress": 0, "max_iters": 1, "negative_curvature": 2, "nonfinite": 3, "converged": 4}
+
+
+def backtracking_schedule(max_iters: int, first: float = 5.0, growth: float = 1.3) -> list[int]:
+    """Iteration counts at which CG stores its iterate: ⌈first · growthʲ⌉, j = 0, 1, … (distinct, ≤ max)."""
+    steps, j = [], 0
+    while True:
+        i = math.ceil(first * growth**j - 1e-9)
+        if i > max_iters:
+            return steps
+        if not steps or i > steps[-1]:
+            steps.append(i)
+        j += 1
+
+
+def progress_stop(i: int, q: list[float], tolerance: float, mode: str) -> bool:
+    """Martens' progress-based rule on the tracked values q[0..i] (q[j] = q(x_j))."""
+    k = max(10, math.ceil(0.1 * i))
+    if i <= k or q[i - k] >= 0 or q[i] >= 0:
+        return False
+    threshold = tolerance * k if mode == "per_step" else tolerance
+    return (q[i] - q[i - k]) / q[i] < threshold
+
+
+@dataclass
+class CGResult:
+    x: Tensor
+    iterations: int
+    reason: str
+    q_values: list[float]
+    stored: list[tuple[int, Tensor]] = field(default_factory=list)
+    products: int = 0
+
+
+def pcg(
+    A: Callable[[Tensor], Tensor],
+    b: Tensor,
+    x0: Tensor,
+    *,
+    precondition: Callable[[Tensor], Tensor] | None = None,
+    max_iters: int = 250,
+    min_iters: int = 1,
+    tolerance: float = 5e-4,
+    mode: str = "per_step",
+    store_at: list[int] | None = None,
+    stop: Callable[[int, list[float]], bool] | None = None,
+) -> CGResult:
+    """Run PCG; ``stop(i, q)`` replaces the progress rule when given (e.g. the RNN 90 % rule)."""
+    apply_p = precondition or (lambda r: r)
+    store = set(store_at or [])
+    products = 0
+    x = x0.clone()
+    if bool(torch.any(x0 != 0)):
+        r = A(x) - b
+        products += 1
+    else:
+        r = -b.clone()
+    y = apply_p(r)
+    p = -y
+    ry = torch.dot(r, y)
+    q = [float(0.5 * torch.dot(r - b, x))]
+    stored: list[tuple[int, Tensor]] = []
+    reason, i = "max_iters", 0
+    if not math.isfinite(q[0]):
+        return CGResult(torch.zeros_like(x0), 0, "nonfinite", [0.0], [], products)
+    while i < max_iters:
+        Ap = A(p)
+        products += 1
+        curvature = torch.dot(p, Ap)
+        if not bool(torch.isfinite(curvature)) or not bool(torch.isfinite(ry)):
+            reason = "nonfinite"
+            break
+        if curvature <= 0:
+            reason = "negative_curvature"
+            break
+        alpha = ry / curvature
+        x_next = x + alpha * p
+        r_next = r + alpha * Ap
+        q_next = float(0.5 * torch.dot(r_next - b, x_next))
+        if not math.isfinite(q_next):
+            reason = "nonfinite"
+            break
+        x, r = x_next, r_next
+        i += 1
+        q.append(q_next)
+        if i in store:
+            stored.append((i, x.clone()))
+        y = apply_p(r)
+        ry_next = torch.dot(r, y)
+        if ry_next == 0:
+            reason = "converged"
+            break
+        p = -y + (ry_next / ry) * p
+        ry = ry_next
+        if i >= min_iters and (stop(i, q) if stop is not None else progress_stop(i, q, tolerance, mode)):
+            reason = "progress"
+            break
+    if not stored or stored[-1][0] != i:
+        stored.append((i, x.clone()))
+    return CGResult(x, i, reason, q, stored, products)

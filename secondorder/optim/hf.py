@@ -1,0 +1,296 @@
+"""Hessian-free optimisation (Martens 2010; thesis ch. 4, Algorithm 3; seed000 report §3, §9, §10).
+
+One HF iteration k, with θ the parameters and h the objective (ℓ2 prior included):
+
+1. Gradient batch S′ (``gradient_batch``; null = the full training set, as in Martens' code): h(θ), b = −∇h(θ).
+2. Preconditioner (§4.9): P = (d + λ + η)^ξ with d the empirical-Fisher diagonal on S′ (Martens 2010; or the
+   unbiased GGN-diagonal estimate of Alg. 6), ξ = 0.75, κ = 0 (§4.11, L1741; code: (grad2 + λ + weightcost)^¾).
+3. Curvature batch S″: chunk k mod c of a fixed random partition of S′ into ``curvature_chunks`` = c parts
+   (Martens' "hybrid" mode: gradient on all data, K = |S|/c for curvature; Table 4.2 K = 5000 on CURVES),
+   fixed for the whole CG run (L920).
+4. A v = (B + λ I) v with B the GGN (or the exact Hessian, ``curvature=hessian``) plus η for the ℓ2 prior,
+   plus structural damping μ·λ·(1/N) Σ J_cᵀ H_d J_c for recurrent models (§4.6.4; the λ·μ scaling follows
+   the widely used Theano HF, configurable).
+5. PCG from x₀ = ζ δ_{k−1} (ζ = 0.95, §4.8; δ_{k−1} the previous run's last iterate, as in Martens' code, or
+   the backtracked one), progress-based termination and at most ``max_cg_iters`` = 250 (:mod:`.cg`).
+6. CG-backtracking (§4.6.7): from the last stored iterate, walk back through the stored ones while h on S′
+   does not get worse; the chosen iterate is the proposal p.
+7. Reduction ratio ρ = (h(θ+p) − h(θ)) / (½ pᵀ(B + η)p + ∇hᵀp) on the curvature batch (undamped quadratic;
+   code), ρ = −∞ if h rose there; Levenberg–Marquardt: ρ > ¾ ⇒ λ ← ⅔λ, ρ < ¼ ⇒ λ ← 3⁄2 λ (L1327–1329).
+8. Armijo backtracking line search on S′ from α = 1 (c = 1e-2, shrink 0.8, ≤ 60 steps; :mod:`.linesearch`),
+   θ ← θ + αp.
+
+Robustness: non-positive curvature stops CG; a non-finite quantity in CG, in ρ or in the proposal rejects
+the step and raises λ; λ stays within [``min_lambda``, ``max_lambda``]. The trainer handles a non-finite h(θ).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from secondorder.curvature import (
+    GGNOperator,
+    HessianOperator,
+    ParamSpace,
+    StructuralDampingTerm,
+    detached_params,
+    empirical_fisher_diagonal,
+    ggn_diagonal_estimate,
+)
+from secondorder.curvature.params import ParamDict
+from secondorder.optim.base import Optimizer, StepCosts, StepResult
+from secondorder.optim.cg import STOP_CODES, backtracking_schedule, pcg
+from secondorder.optim.linesearch import armijo_backtracking
+from secondorder.problems.samplers import Sampler
+from secondorder.validation import Check, in_range, non_negative, one_of, positive
+
+
+@dataclass
+class HFConfig:
+    name: str = "hf"
+    curvature: str = "ggn"
+    curvature_mode: str = "linearize"
+    gradient_batch: int | None = None
+    curvature_chunks: int = 4
+    chunk_seed: int = 0
+    initial_lambda: float = 45.0
+    lambda_decrease: float = 2.0 / 3.0
+    lambda_increase: float = 1.5
+    rho_low: float = 0.25
+    rho_high: float = 0.75
+    min_lambda: float = 1e-12
+    max_lambda: float = 1e12
+    max_cg_iters: int = 250
+    min_cg_iters: int = 1
+    cg_tolerance: float = 5e-4
+    cg_tolerance_mode: str = "per_step"
+    cg_init_decay: float = 0.95
+    cg_init_from: str = "last"
+    backtracking: bool = True
+    backtrack_first: float = 5.0
+    backtrack_growth: float = 1.3
+    line_search: bool = True
+    line_search_c: float = 1e-2
+    line_search_shrink: float = 0.8
+    line_search_max_steps: int = 60
+    preconditioner: str = "empirical_fisher"
+    preconditioner_exponent: float = 0.75
+    preconditioner_kappa: float = 0.0
+    preconditioner_samples: int = 1
+    preconditioner_chunk: int = 64
+    structural_damping: float = 0.0
+    structural_damping_times_lambda: bool = True
+
+    def check(self) -> list[Check]:
+        return [
+            one_of(self, "curvature", ["ggn", "hessian"]),
+            one_of(self, "curvature_mode", ["linearize", "jvp", "double_backward"]),
+            *positive(self, "gradient_batch", allow_none=True),
+            *positive(self, "curvature_chunks", "initial_lambda", "max_cg_iters", "min_cg_iters", "cg_tolerance",
+                      "backtrack_first", "line_search_c", "line_search_max_steps", "preconditioner_samples",
+                      "preconditioner_chunk", "max_lambda"),
+            in_range(self, "lambda_decrease", 0.0, 1.0),
+            ("lambda_increase", self.lambda_increase > 1.0, "must be > 1"),
+            in_range(self, "rho_low", -1e9, self.rho_high),
+            in_range(self, "cg_init_decay", 0.0, 1.0, closed_high=True),
+            one_of(self, "cg_tolerance_mode", ["per_step", "window"]),
+            one_of(self, "cg_init_from", ["last", "backtracked"]),
+            ("backtrack_growth", self.backtrack_growth > 1.0, "must be > 1"),
+            in_range(self, "line_search_shrink", 0.0, 1.0),
+            one_of(self, "preconditioner", ["empirical_fisher", "ggn_diagonal", "none"]),
+            in_range(self, "preconditioner_exponent", 0.0, 1.0, closed_high=True),
+            *non_negative(self, "preconditioner_kappa", "structural_damping", "min_lambda"),
+        ]
+
+
+class HessianFree(Optimizer):
+    config_class = HFConfig
+    stat_names = ("lambda", "rho", "cg_iters", "cg_stop", "cg_chosen_iter", "cg_q", "step_size",
+                  "grad_norm")
+
+    def __init__(self, problem: Any, cfg: HFConfig) -> None:
+        super().__init__(problem, cfg)
+        self.space = ParamSpace.of(problem.model)
+        self.lam = cfg.initial_lambda
+        self.previous: Tensor | None = None  # δ_{k−1}
+        self.schedule = backtracking_schedule(cfg.max_cg_iters, cfg.backtrack_first, cfg.backtrack_growth)
+        self.partition: Tensor | None = None
+
+    # ------------------------------------------------------------------ pieces
+    def _flat_params(self) -> Tensor:
+        return self.space.flatten(detached_params(self.problem.model))
+
+    def _h(self, batch: Any, flat: Tensor) -> float:
+        with torch.no_grad():
+            value = self.problem.objective_at(batch, self.space.unflatten(flat))
+        return float(value)
+
+    def _curvature_batch(self, batch: Any, iteration: int, cases: int) -> Any:
+        chunks = self.cfg.curvature_chunks
+        if chunks == 1:
+            return batch
+        if self.partition is None or len(self.partition) != cases:
+            generator = torch.Generator().manual_seed(self.cfg.chunk_seed)
+            self.partition = torch.randperm(cases, generator=generator)
+        size = cases // chunks
+        k = iteration % chunks
+        return self.problem.subset(batch, self.partition[k * size : (k + 1) * size])
+
+    def _preconditioner(self, batch: Any, params: ParamDict, costs: StepCosts) -> Tensor | None:
+        cfg = self.cfg
+        if cfg.preconditioner == "none":
+            return None
+        if cfg.preconditioner == "empirical_fisher":
+            diagonal = empirical_fisher_diagonal(self.problem, batch, params, chunk=cfg.preconditioner_chunk)
+        else:
+            diagonal = ggn_diagonal_estimate(self.problem, batch, params, samples=cfg.preconditioner_samples,
+                                             chunk=cfg.preconditioner_chunk)
+        costs.grad_evals += 1
+        return self.space.flatten(diagonal)
+
+    def _operator(self, curvature_batch: Any, params: ParamDict, costs: StepCosts):
+        cfg = self.cfg
+        if cfg.curvature == "hessian":
+            base = HessianOperator(self.problem, curvature_batch, params)
+        else:
+            base = GGNOperator(self.problem, curvature_batch, params, mode=cfg.curvature_mode)
+        structural = None
+        if cfg.structural_damping > 0:
+            structural = StructuralDampingTerm(self.problem, curvature_batch, 1.0, params, mode=cfg.curvature_mode)
+        costs.forward_passes += 1  # the linearisation's forward pass
+        return base, structural
+
+    # ------------------------------------------------------------------ one iteration
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
+        cfg, problem = self.cfg, self.problem
+        costs = StepCosts()
+        batch = sampler.next(cfg.gradient_batch or self._full_batch(sampler))
+        theta = self._flat_params()
+        params = self.space.unflatten(theta)
+
+        value_and_grad = torch.func.grad_and_value(lambda p: problem.objective_at(batch, p))
+        grad_dict, h0_tensor = value_and_grad(params)
+        costs.grad_evals += 1
+        h0 = float(h0_tensor)
+        grad = self.space.flatten(grad_dict)
+        stats: dict[str, float] = {"lambda": self.lam, "grad_norm": float(grad.norm())}
+        if not (math.isfinite(h0) and bool(torch.isfinite(grad).all())):
+            return StepResult(h0 if not math.isfinite(h0) else math.nan, costs, stats)
+
+        diagonal = self._preconditioner(batch, params, costs)
+        curvature_batch = self._curvature_batch(batch, iteration, self._cases(batch))
+        base, structural = self._operator(curvature_batch, params, costs)
+        lam = self.lam
+        mu = cfg.structural_damping * (lam if cfg.structural_damping_times_lambda else 1.0)
+
+        def damped(v: Tensor) -> Tensor:
+            out = base.mv(v) + lam * v
+            if structural is not None:
+                out = out + mu * structural.mv(v)
+            return out
+
+        precondition = None
+        if diagonal is not None:
+            penalty = problem.l2 * self._l2_mask()
+            scale = (diagonal + lam + penalty + cfg.preconditioner_kappa).pow(cfg.preconditioner_exponent)
+
+            def precondition(r: Tensor) -> Tensor:
+                return r / scale
+
+        x0 = cfg.cg_init_decay * self.previous if self.previous is not None else torch.zeros_like(theta)
+        result = pcg(damped, -grad, x0, precondition=precondition, max_iters=cfg.max_cg_iters,
+                     min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
+                     store_at=self.schedule if cfg.backtracking else [])
+        costs.curvature_products += result.products
+        stats.update(cg_iters=result.iterations, cg_stop=STOP_CODES[result.reason],
+                     cg_q=result.q_values[-1])
+
+        # CG-backtracking on the gradient batch: walk back while h does not get worse.
+        candidates = result.stored if cfg.backtracking else [(result.iterations, result.x)]
+        chosen_iter, proposal = candidates[-1]
+        h_proposal = self._h(batch, theta + proposal)
+        costs.forward_passes += 1
+        for i, x in reversed(candidates[:-1]):
+            h_earlier = self._h(batch, theta + x)
+            costs.forward_passes += 1
+            if not h_earlier <= h_proposal:
+                break
+            chosen_iter, proposal, h_proposal = i, x, h_earlier
+        stats["cg_chosen_iter"] = chosen_iter
+
+        rho = self._reduction_ratio(curvature_batch, theta, proposal, grad, base, costs)
+        stats["rho"] = rho
+        if not (bool(torch.isfinite(proposal).all()) and result.reason != "nonfinite"):
+            rho = -math.inf
+        if rho < cfg.rho_low or math.isnan(rho):
+            self.lam = min(self.lam * cfg.lambda_increase, cfg.max_lambda)
+        elif rho > cfg.rho_high:
+            self.lam = max(self.lam * cfg.lambda_decrease, cfg.min_lambda)
+
+        rate = 1.0
+        if not bool(torch.isfinite(proposal).all()):
+            rate = 0.0
+        elif cfg.line_search:
+            search = armijo_backtracking(
+                lambda a: self._h(batch, theta + a * proposal), h0, float(torch.dot(grad, proposal)),
+                c=cfg.line_search_c, shrink=cfg.line_search_shrink, max_steps=cfg.line_search_max_steps,
+                h_initial=h_proposal if math.isfinite(h_proposal) else math.inf,
+            )
+            rate = search.rate
+            costs.forward_passes += search.evaluations
+        stats["step_size"] = rate
+        stats["lambda"] = self.lam
+        if rate > 0:
+            self._set_params(theta + rate * proposal)
+        last = proposal if cfg.cg_init_from == "backtracked" else result.x
+        self.previous = last if bool(torch.isfinite(last).all()) else None
+        return StepResult(h0, costs, stats)
+
+    def _reduction_ratio(self, curvature_batch: Any, theta: Tensor, proposal: Tensor, grad: Tensor, base: Any,
+                         costs: StepCosts) -> float:
+        """ρ on the curvature batch against the undamped quadratic (λ excluded, ℓ2 included)."""
+        before = self._h(curvature_batch, theta)
+        after = self._h(curvature_batch, theta + proposal)
+        costs.forward_passes += 2
+        if not math.isfinite(after) or after > before:
+            return -math.inf
+        predicted = 0.5 * float(torch.dot(proposal, base.mv(proposal))) + float(torch.dot(grad, proposal))
+        costs.curvature_products += 1
+        if predicted >= 0:
+            return -math.inf
+        return (after - before) / predicted
+
+    @staticmethod
+    def _full_batch(sampler: Sampler) -> int:
+        """``gradient_batch: null``: the whole training set; a language model's fixed window; otherwise
+        (unlimited generated data) the thesis's 10 000 sequences (L1807)."""
+        return getattr(sampler, "n", None) or getattr(sampler, "batch_size", None) or 10_000
+
+    def _cases(self, batch: Any) -> int:
+        return int(self.problem.case_slices(batch)[0].shape[0]) if self.cfg.curvature_chunks > 1 else 1
+
+    def _l2_mask(self) -> Tensor:
+        masks = {n: torch.full_like(p, 1.0 if n in self.problem.l2_names else 0.0)
+                 for n, p in detached_params(self.problem.model).items()}
+        return self.space.flatten(masks)
+
+    @torch.no_grad()
+    def _set_params(self, flat: Tensor) -> None:
+        values = self.space.unflatten(flat)
+        for name, p in self.problem.model.named_parameters():
+            if name in values:
+                p.copy_(values[name])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lambda": self.lam, "previous": None if self.previous is None else self.previous.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lam = state["lambda"]
+        previous = state["previous"]
+        device = next(self.problem.model.parameters()).device
+        self.previous = None if previous is None else previous.to(device)

@@ -1,0 +1,148 @@
+"""HF pieces against their definitions: PCG, the termination rule, CG-backtracking, the LM rule, Armijo;
+and HF as a whole against SGD on a small CURVES problem."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from secondorder.optim.cg import backtracking_schedule, pcg, progress_stop
+from secondorder.optim.linesearch import armijo_backtracking
+from tests.conftest import read_run
+
+
+def spd_system(n: int = 30, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    Q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
+    A = Q @ torch.diag(torch.logspace(-2, 2, n, dtype=torch.float64)) @ Q.T
+    return A, torch.randn(n, generator=g, dtype=torch.float64)
+
+
+def test_cg_solves_an_spd_system_and_tracks_the_quadratic() -> None:
+    A, b = spd_system()
+    result = pcg(lambda v: A @ v, b, torch.zeros_like(b), max_iters=200, tolerance=1e-14, mode="window")
+    torch.testing.assert_close(result.x, torch.linalg.solve(A, b), rtol=1e-6, atol=1e-8)
+    for i, x in result.stored:  # the free q(x_i) = ½(r_i − b)ᵀx_i equals ½xᵀAx − bᵀx
+        assert result.q_values[i] == pytest.approx(float(0.5 * x @ A @ x - b @ x), rel=1e-9, abs=1e-12)
+    assert all(q1 <= q0 + 1e-12 for q0, q1 in zip(result.q_values, result.q_values[1:], strict=False))
+
+
+def test_preconditioning_and_warm_start_give_the_same_solution_faster() -> None:
+    g = torch.Generator().manual_seed(1)
+    d = torch.logspace(-3, 3, 40, dtype=torch.float64)
+    A = torch.diag(d) + 1e-3 * torch.ones(40, 40, dtype=torch.float64)
+    b = torch.randn(40, generator=g, dtype=torch.float64)
+    plain = pcg(lambda v: A @ v, b, torch.zeros_like(b), max_iters=400, tolerance=1e-12, mode="window")
+    pre = pcg(lambda v: A @ v, b, torch.zeros_like(b), precondition=lambda r: r / d, max_iters=400,
+              tolerance=1e-12, mode="window")
+    solution = torch.linalg.solve(A, b)
+    torch.testing.assert_close(pre.x, solution, rtol=1e-6, atol=1e-9)
+    assert pre.iterations < plain.iterations
+    cold = pcg(lambda v: A @ v, b, torch.zeros_like(b), max_iters=6)
+    warm = pcg(lambda v: A @ v, b, 0.95 * solution, max_iters=6)  # x₀ = ζ δ (thesis §4.8)
+    assert (warm.x - solution).norm() < 0.2 * (cold.x - solution).norm()
+    assert warm.products == warm.iterations + 1  # one extra product for r₀ = A x₀ − b
+
+
+def test_cg_stops_on_negative_curvature_and_non_finite_products() -> None:
+    A = torch.diag(torch.tensor([1.0, -1.0], dtype=torch.float64))
+    b = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    assert pcg(lambda v: A @ v, b, torch.zeros_like(b)).reason == "negative_curvature"
+    result = pcg(lambda v: v * float("nan"), b, torch.zeros_like(b))
+    assert result.reason == "nonfinite" and torch.equal(result.x, torch.zeros_like(b))
+
+
+def test_progress_rule_on_a_constructed_sequence() -> None:
+    """k = max(10, ⌈0.1 i⌉); stop when (q_i − q_{i−k}) / q_i < k·tol (code) or < tol (thesis)."""
+    q = [0.0] + [-(1 - 0.5**i) for i in range(1, 60)]  # converging: relative progress shrinks like 2^-i
+    stops = [i for i in range(1, 60) if progress_stop(i, q, 5e-4, "per_step")]
+    # at i, the window is 10: progress (q_i − q_{i−10})/q_i ≈ 2^{−(i−10)}; below 5e-3 first at i = 18
+    assert stops[0] == 18
+    assert next(i for i in range(1, 60) if progress_stop(i, q, 1e-4, "window")) == 24  # 2^{−14} < 1e-4
+    assert not progress_stop(10, q, 1.0, "per_step")  # never before i > k
+    positive = [0.0] + [1.0] * 30
+    assert not any(progress_stop(i, positive, 1.0, "per_step") for i in range(30))  # q ≥ 0: no stop
+    assert progress_stop(200, [-1.0] * 201, 5e-4, "per_step")  # no progress at all → stop (k = 20)
+
+
+def test_backtracking_schedule_matches_martens_code() -> None:
+    assert backtracking_schedule(250)[:15] == [5, 7, 9, 11, 15, 19, 25, 32, 41, 54, 69, 90, 117, 152, 197]
+    assert backtracking_schedule(250)[-1] == 197
+
+
+def test_armijo_line_search() -> None:
+    h0, slope = 1.0, -1.0
+    def quadratic(rate: float) -> float:
+        return 1.0 - rate + 2.0 * rate**2  # minimised at 0.25
+    result = armijo_backtracking(quadratic, h0, slope, c=1e-2, shrink=0.8)
+    assert result.rate == pytest.approx(0.8**4)  # first α with 1 − α + 2α² ≤ 1 − 0.01 α
+    assert armijo_backtracking(quadratic, h0, slope=+1.0).rate == 0.0  # not a descent direction
+    assert armijo_backtracking(lambda a: math.inf, h0, slope, max_steps=5).rate == 0.0
+    assert armijo_backtracking(quadratic, h0, slope, h_initial=0.0).evaluations == 0
+
+
+@pytest.fixture
+def hf_run(train, tmp_path: Path):
+    def run(*overrides: str) -> tuple:
+        run_dir = tmp_path / "_".join(o.replace("=", "-").replace(".", "") for o in overrides)[:80]
+        code, err = train("optimizer=hf", "model.encoder_dims=[784,40,6]", "dataset.n_train=512",
+                          "dataset.n_test=128", "trainer.eval_every=1", *overrides, run_dir=run_dir)
+        assert code == 0, err
+        return read_run(run_dir)
+    return run
+
+
+def test_hf_gets_below_the_plateau_that_full_batch_sgd_reaches(hf_run, train, tmp_path: Path) -> None:
+    """Per iteration, HF beats full-batch gradient descent at its best learning rate of a grid: on CURVES the
+    first-order method stalls at the 'mean image' plateau (≈ 26 here) while HF keeps descending."""
+    metrics, summary = hf_run("trainer.max_steps=20", "trainer.eval_every=5")
+    assert summary["status"] == "completed"
+    hf_error = metrics.train_error.dropna().iloc[-1]
+    sgd_errors = []
+    for lr in (0.1, 0.3, 1.0):
+        code, err = train("optimizer=sgd", f"optimizer.lr={lr}", "model.encoder_dims=[784,40,6]",
+                          "dataset.n_train=512", "dataset.n_test=128", "dataset.batch_size=512",
+                          "trainer.max_steps=20", "trainer.eval_every=20", run_dir=tmp_path / f"sgd{lr}")
+        assert code == 0, err
+        sgd_errors.append(read_run(tmp_path / f"sgd{lr}")[0].train_error.dropna().iloc[-1])
+    assert hf_error < 0.95 * min(sgd_errors)
+    assert (metrics.cg_iters.dropna() >= 1).all() and metrics.curvature_products.iloc[-1] > 20
+    assert metrics["lambda"].dropna().iloc[-1] < 45.0  # good ρ: λ fell from the initial 45
+
+
+def test_lm_rule_raises_lambda_on_bad_ratio(hf_run) -> None:
+    """With ρ forced below ¼ (the GGN grossly overestimates progress when scaled), λ grows by 3/2 per step."""
+    metrics, _ = hf_run("trainer.max_steps=3", "optimizer.rho_low=2.0", "optimizer.rho_high=3.0")
+    lambdas = metrics["lambda"].dropna().tolist()
+    assert lambdas == pytest.approx([45.0 * 1.5, 45.0 * 1.5**2, 45.0 * 1.5**3])
+
+
+@pytest.mark.parametrize("extra", [
+    ("optimizer.curvature=hessian", "optimizer.preconditioner=none"),
+    ("optimizer.preconditioner=ggn_diagonal",),
+    ("optimizer.curvature_mode=jvp", "optimizer.backtracking=false", "optimizer.line_search=false"),
+    ("optimizer.cg_init_from=backtracked", "optimizer.curvature_chunks=1", "objective.l2=1e-3"),
+])
+def test_hf_variants_run(hf_run, extra: tuple[str, ...]) -> None:
+    metrics, summary = hf_run("trainer.max_steps=2", *extra)
+    assert summary["status"] == "completed" and metrics.train_error.notna().all()
+
+
+def test_hf_backtracking_picks_the_best_stored_iterate(hf_run) -> None:
+    metrics, _ = hf_run("trainer.max_steps=3", "optimizer.max_cg_iters=60", "optimizer.cg_tolerance=1e-12")
+    chosen, run = metrics.cg_chosen_iter.dropna(), metrics.cg_iters.dropna()
+    assert (chosen <= run).all() and (chosen >= 5).all()
+
+
+def test_hf_on_an_rnn_with_structural_damping(train, tmp_path: Path) -> None:
+    code, err = train("optimizer=hf", "dataset=pathological", "dataset.task=addition", "dataset.T=12",
+                      "dataset.n_test=100", "optimizer.gradient_batch=200", "optimizer.curvature_chunks=2",
+                      "optimizer.structural_damping=0.0333", "optimizer.initial_lambda=0.1",
+                      "model.hidden_dim=8", "model.activation=sigmoid", "trainer.max_steps=2",
+                      "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / "rnn", tiny=False)
+    assert code == 0, err
+    metrics, _ = read_run(tmp_path / "rnn")
+    assert metrics.cg_iters.dropna().min() >= 1
