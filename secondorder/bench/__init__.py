@@ -1,0 +1,1 @@
+"""Benchmarks that write their numbers to files (never timed assertions)."""

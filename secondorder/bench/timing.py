@@ -1,0 +1,50 @@
+"""Timing helpers: synchronised wall-clock medians with their spread, and the provenance of a measurement."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from secondorder.run_record import device_name, git_state
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median, min and max seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    synchronise(device)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronise(device)
+        samples.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
+            "repeats": repeats}
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **git_state(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if device.type == "cuda" else None,
+    }
+
+
+def device_slug(device: torch.device) -> str:
+    name = device_name(device).split("(")[0].strip() if device.type == "cpu" else device_name(device)
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "device"

@@ -1,0 +1,20 @@
+"""The curvature benchmark writes its table with provenance (its numbers are not asserted on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from secondorder.bench import curvature
+
+
+def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
+    folder = curvature.main(["--device", "cpu", "--models", "tiny", "--batches", "16", "--repeats", "1",
+                             "--out", str(tmp_path)])
+    table = pd.read_csv(folder / "curvature.csv")
+    assert set(table.quantity) == {"gradient", "ggn_cached", "ggn_cached_setup", "ggn_uncached",
+                                   "ggn_double_backward", "hessian"}
+    assert (table.median_s > 0).all() and (table.ratio_to_gradient > 0).all()
+    text = (folder / "curvature.md").read_text()
+    assert "Device: cpu" in text and "torch" in text and "× gradient" in text
