@@ -249,3 +249,16 @@ def test_structural_damping_term_is_the_ggn_of_the_hidden_units() -> None:
     D = torch.einsum("ndp,nde,neq->pq", J, distance.output_hessian(c), J) / 3
     v = random_vector(problem)
     torch.testing.assert_close(StructuralDampingTerm(problem, batch, weight=0.5).mv(v), 0.5 * D @ v)
+
+
+def test_linear_fast_path_of_the_empirical_fisher_diagonal_equals_per_case_gradients() -> None:
+    from secondorder.curvature.diagonal import linear_layers_used_once
+
+    problem, batch = mlp_problem("softmax_ce", n=9)
+    assert linear_layers_used_once(problem, batch) is not None
+    fast = empirical_fisher_diagonal(problem, batch, chunk=4)  # model's own parameters → one-pass path
+    slow = empirical_fisher_diagonal(problem, batch, params=detached_params(problem.model), chunk=4)
+    for name in fast:
+        torch.testing.assert_close(fast[name], slow[name])
+    rnn, sequences = rnn_problem()
+    assert linear_layers_used_once(rnn, sequences) is None  # shared across time: no single outer product

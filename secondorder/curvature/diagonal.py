@@ -7,7 +7,10 @@
   L1649 — the algorithm line L1642 drops it): per case, sq(J_cᵀ S_cᵀ v) with SᵀS = H_L and Rademacher v,
   averaged over cases and samples: E = diag((1/N) Σ Jᵀ H_L J).
 
-Both need per-case gradients: ``torch.func.vmap`` over cases of ``torch.func.grad`` of a one-case function
+For feed-forward stacks of ``nn.Linear`` layers (each run once per case) the empirical-Fisher diagonal takes
+one ordinary backward pass: the W block is (g²)ᵀ(a²) summed over cases, with g the per-case output gradients
+and a the layer inputs (thesis L1623). Otherwise both need per-case gradients: ``torch.func.vmap`` over cases
+of ``torch.func.grad`` of a one-case function
 supplied by the problem (:meth:`~secondorder.problems.base.Problem.case_slices` /
 :meth:`~secondorder.problems.base.Problem.case_outputs`), in chunks to bound memory. The ℓ2 prior is not
 included here (its curvature η is added exactly by the caller).
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from secondorder.curvature.params import ParamDict, ParamSpace, detached_params
 
@@ -42,10 +45,69 @@ def _sum_of_squared_case_gradients(
     return total
 
 
+def linear_layers_used_once(problem: Any, batch: Any) -> list[tuple[str, nn.Linear]] | None:
+    """The model's ``nn.Linear`` layers if they hold every parameter and each runs once per forward pass
+    on a feed-forward batch of cases (so per-case weight gradients are single outer products); else None."""
+    if not isinstance(batch, tuple):
+        return None
+    linears = [(name, m) for name, m in problem.model.named_modules() if isinstance(m, nn.Linear)]
+    owned = {id(p) for _, m in linears for p in m.parameters()}
+    if not linears or any(id(p) not in owned for p in problem.model.parameters() if p.requires_grad):
+        return None
+    calls = {name: 0 for name, _ in linears}
+    handles = [m.register_forward_hook(lambda mod, i, o, name=name: calls.__setitem__(name, calls[name] + 1))
+               for name, m in linears]
+    try:
+        with torch.no_grad():
+            problem.model(batch[0][:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return linears if all(c == 1 for c in calls.values()) else None
+
+
+def _linear_empirical_fisher_diagonal(problem: Any, batch: tuple[Tensor, Tensor],
+                                      linears: list[tuple[str, nn.Linear]], chunk: int) -> ParamDict:
+    """Σ_c sq(g_c a_cᵀ) = (g²)ᵀ(a²) per layer (thesis L1623: sq(A_i) sq(B_{i−1})ᵀ) — one backward pass."""
+    inputs: dict[str, Tensor] = {}
+    outputs: dict[str, Tensor] = {}
+
+    def keep(name: str):
+        def hook(module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
+            inputs[name] = args[0].detach()
+            out.retain_grad()
+            outputs[name] = out
+        return hook
+
+    total = {n: torch.zeros_like(p) for n, p in problem.model.named_parameters()}
+    handles = [m.register_forward_hook(keep(name)) for name, m in linears]
+    try:
+        x_all, y_all = batch
+        for start in range(0, x_all.shape[0], chunk):
+            x, y = x_all[start : start + chunk], y_all[start : start + chunk]
+            with torch.enable_grad():
+                z = problem.model(x)
+                problem.loss.per_case(z, y).sum().backward(inputs=[outputs[n] for n, _ in linears])
+            for name, module in linears:
+                g2, a2 = outputs[name].grad.pow(2), inputs[name].pow(2)
+                total[f"{name}.weight"] += g2.T @ a2
+                if module.bias is not None:
+                    total[f"{name}.bias"] += g2.sum(dim=0)
+    finally:
+        for h in handles:
+            h.remove()
+    n = problem.cases(batch)
+    return {k: v / n for k, v in total.items() if k in dict(problem.model.named_parameters())}
+
+
 def empirical_fisher_diagonal(problem: Any, batch: Any, params: ParamDict | None = None,
                               chunk: int = 64) -> ParamDict:
-    params = params if params is not None else detached_params(problem.model)
     loss = problem.loss
+    if params is None:
+        linears = linear_layers_used_once(problem, batch)
+        if linears is not None:
+            return _linear_empirical_fisher_diagonal(problem, batch, linears, max(chunk, 1024))
+    params = params if params is not None else detached_params(problem.model)
 
     def case_loss(p: ParamDict, *case: Tensor) -> Tensor:
         z, y, mask = problem.case_outputs(p, *case)

@@ -146,7 +146,8 @@ class HessianFree(Optimizer):
         if cfg.preconditioner == "none":
             return None
         if cfg.preconditioner == "empirical_fisher":
-            diagonal = empirical_fisher_diagonal(self.problem, batch, params, chunk=cfg.preconditioner_chunk)
+            # at the model's own parameters (= params here), which enables the one-pass nn.Linear path
+            diagonal = empirical_fisher_diagonal(self.problem, batch, chunk=cfg.preconditioner_chunk)
         else:
             diagonal = ggn_diagonal_estimate(self.problem, batch, params, samples=cfg.preconditioner_samples,
                                              chunk=cfg.preconditioner_chunk)
