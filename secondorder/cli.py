@@ -96,7 +96,12 @@ def _one_line_hydra_error(exc: BaseException) -> str:
 
 def train(argv: list[str] | None = None) -> None:
     """``train [overrides...]`` — one run, or ``train -m a=1,2 ...`` for several."""
+    import warnings
+
     import hydra
+
+    # torch.func's first jvp touches a deprecated torch.jit path; nothing a user can act on.
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     from hydra.errors import HydraException
 
     if argv is not None:

@@ -37,6 +37,8 @@ class TrainerConfig:
     dtype: str = "float32"
     resume: str = "false"
     progress: str = "auto"
+    polyak_decay: float | None = None
+    polyak_start: int = 1
 
     def check(self) -> list[Check]:
         return [
@@ -48,6 +50,8 @@ class TrainerConfig:
                 "set at least one budget (max_steps, max_time_s or max_epochs)",
             ),
             one_of(self, "dtype", ["float32", "float64"]),
+            ("polyak_decay", self.polyak_decay is None or 0.0 <= self.polyak_decay < 1.0, "must lie in [0, 1)"),
+            *positive(self, "polyak_start"),
             one_of(self, "resume", ["false", "true", "auto"]),
             one_of(self, "progress", ["auto", "true", "false"]),
             (

@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from secondorder.averaging import IterateAverage
 from secondorder.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from secondorder.config import RunConfig
 from secondorder.errors import ConfigError, RunDiverged, RunInterrupted
@@ -106,6 +107,8 @@ class Trainer:
         self.problem = build_problem(run, self.device, self.dtype)
         self.optimizer = build_optimizer(run.optimizer, self.problem)
         self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
+        self.average = (IterateAverage(self.problem.model, self.tcfg.polyak_decay, self.tcfg.polyak_start)
+                        if self.tcfg.polyak_decay is not None else None)
 
         self.iteration = 0
         self.wall_time = 0.0
@@ -155,6 +158,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(),
             "rng": rng_state(),
+            "average": self.average.state_dict() if self.average is not None else None,
             "config": self.resolved_config,
         }
 
@@ -169,6 +173,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
         restore_rng_state(state["rng"])
+        if self.average is not None and state.get("average") is not None:
+            self.average.load_state_dict(state["average"])
 
     def checkpoint(self) -> None:
         save_checkpoint(self.run_dir, self._state())
@@ -183,12 +189,22 @@ class Trainer:
         )
 
     def evaluate(self) -> dict[str, float]:
+        """The problem's evaluation at θ and, with iterate averaging, at θ̄ (``*_avg`` columns); ``best`` keeps
+        the lowest of the two, as the papers report (L3526)."""
         result = self.problem.evaluate(self.tcfg.eval_batch_size)
+        if self.average is not None:
+            averaged = {}
+            if self.average.active:
+                with self.average.swapped_in():
+                    averaged = self.problem.evaluate(self.tcfg.eval_batch_size)
+            result.update({f"{k}_avg": averaged.get(k, math.nan) for k in result})
         self.last_eval = result
         for key in ("train_error", "test_error"):
-            value = result[key]
-            if math.isfinite(value) and (key not in self.best or value < self.best[key]["value"]):
-                self.best[key] = {"value": value, "iteration": self.iteration, "wall_time_s": self.wall_time}
+            for column in (key, f"{key}_avg"):
+                value = result.get(column, math.nan)
+                if math.isfinite(value) and (key not in self.best or value < self.best[key]["value"]):
+                    self.best[key] = {"value": value, "iteration": self.iteration, "wall_time_s": self.wall_time,
+                                      "averaged": column.endswith("_avg")}
         return result
 
     def row(self, stats: dict[str, float], evaluation: dict[str, float] | None) -> dict[str, Any]:
@@ -237,8 +253,10 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         resumed = self.prepare_run_dir()
         OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
+        eval_columns = ("train_error", "test_error", "train_loss", "test_loss", *self.problem.extra_eval_columns)
+        averaged = tuple(f"{c}_avg" for c in eval_columns) if self.average is not None else ()
         metrics = MetricsLog(self.run_dir / "metrics.csv",
-                             (*self.problem.extra_eval_columns, *self.optimizer.stat_names),
+                             (*self.problem.extra_eval_columns, *averaged, *self.optimizer.stat_names),
                              resume_from=self.iteration if resumed else None)
         log.info("run directory: %s", self.run_dir)
         log.info("data: %s; model: %s, %d parameters; optimiser: %s; device: %s",
@@ -275,6 +293,8 @@ class Trainer:
                 torch.cuda.synchronize(self.device)
             self.wall_time += time.perf_counter() - start
             self.iteration += 1
+            if self.average is not None:
+                self.average.update(self.iteration)
             self.costs.add(result.costs)
             self.loss_sum += result.loss
             self.loss_count += 1

@@ -11,6 +11,7 @@ from typing import Any
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
 from secondorder.optim.hf import HessianFree
+from secondorder.optim.kfac import KFAC
 from secondorder.problems.base import Problem
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -19,6 +20,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "nesterov": Nesterov,
     "adam": Adam,
     "hf": HessianFree,
+    "kfac": KFAC,
+    "kfac_tridiag": KFAC,
 }
 
 

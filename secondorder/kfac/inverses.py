@@ -1,0 +1,135 @@
+"""Damped approximate-Fisher inverses applied to per-layer blocks V_i = [∇W_i | ∇b_i] (d_i × (d_{i−1}+1)).
+
+Factored Tikhonov damping (thesis eqn 6.7, L3209; γ in place of √(λ+η), §6.6.6): block i uses
+(Ā_{i−1,i−1} + π_i γ I) ⊗ (G_{i,i} + (γ/π_i) I) with the trace-norm π_i = √[(tr Ā/(d_{i−1}+1)) / (tr G/d_i)]
+(L3231). The cross factors of the tridiagonal variant are not damped (seed002 report §3.2).
+
+* :class:`BlockDiagonalInverse` — F̌⁻¹: U_i = G̃_i⁻¹ V_i Ã_i⁻¹ (L3046). Eigendecompositions of the undamped
+  factors are computed at each refresh; the damping for any γ is then applied in their eigenbases, so trying
+  several γ costs no new decompositions (as in Martens' code, ``useEIGs``).
+* :class:`BlockTridiagonalInverse` — F̂⁻¹ = Ξᵀ Λ Ξ (L3089–L3107): u = Ξv with U_i = V_i − Ψᴳ_{i,i+1} V_{i+1} Ψᴬ_{i−1,i}ᵀ,
+  then Σ_{i|i+1}⁻¹ on each block through the App. B.2 eigen formula (minus sign), then Ξᵀ. Built for one γ
+  at a time (each candidate γ needs its own decompositions).
+
+Decompositions run in float64 on the factors' device. A failed eigendecomposition is retried with growing
+jitter on the diagonal; negative eigenvalues of PSD factors (round-off) are clamped to 0; B.2 eigenvalues are
+clamped to [0, 1 − 1e-12] so Σ_{i|i+1} stays positive definite (the code's "hack").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+Decomposition = tuple[Tensor, Tensor]  # (eigenvalues, eigenvectors)
+
+
+def robust_eigh(matrix: Tensor, attempts: int = 4) -> Decomposition:
+    """Symmetric eigendecomposition in float64; retries with jitter instead of failing."""
+    m = matrix.to(torch.float64)
+    m = 0.5 * (m + m.T)
+    scale = float(torch.diagonal(m).abs().mean()) or 1.0
+    for attempt in range(attempts):
+        try:
+            values, vectors = torch.linalg.eigh(m)
+            if bool(torch.isfinite(values).all()) and bool(torch.isfinite(vectors).all()):
+                return values.clamp_min(0.0), vectors
+        except (RuntimeError, torch.linalg.LinAlgError):
+            pass
+        m = m + (10.0 ** (attempt - 10)) * scale * torch.eye(m.shape[0], dtype=m.dtype, device=m.device)
+    # Last resort: treat the factor as a multiple of the identity (never crash mid-run).
+    eye = torch.eye(m.shape[0], dtype=m.dtype, device=m.device)
+    return torch.full((m.shape[0],), scale, dtype=m.dtype, device=m.device), eye
+
+
+def trace_norm_pi(A: Tensor, G: Tensor) -> float:
+    """π = √[(tr Ā / dim Ā) / (tr G / dim G)] (thesis L3231); 1 when either trace vanishes."""
+    a, g = float(torch.trace(A)) / A.shape[0], float(torch.trace(G)) / G.shape[0]
+    return math.sqrt(a / g) if a > 0 and g > 0 else 1.0
+
+
+class BlockDiagonalInverse:
+    def __init__(self) -> None:
+        self.A: list[Decomposition] = []
+        self.G: list[Decomposition] = []
+        self.pi: list[float] = []
+        self.refreshes = 0
+
+    def refresh(self, A: list[Tensor], G: list[Tensor]) -> int:
+        """Decompose the current factors; returns the number of eigendecompositions done."""
+        self.A = [robust_eigh(a) for a in A]
+        self.G = [robust_eigh(g) for g in G]
+        self.pi = [trace_norm_pi(a, g) for a, g in zip(A, G, strict=True)]
+        self.refreshes += 1
+        return 2 * len(A)
+
+    def apply(self, blocks: list[Tensor], gamma: float) -> list[Tensor]:
+        """F̌⁻¹ v blockwise, damped with γ."""
+        out = []
+        for V, (ea, qa), (eg, qg), pi in zip(blocks, self.A, self.G, self.pi, strict=True):
+            v = V.to(torch.float64)
+            inner = qg.T @ v @ qa
+            inner = inner / ((eg + gamma / pi)[:, None] * (ea + pi * gamma)[None, :])
+            out.append((qg @ inner @ qa.T).to(V.dtype))
+        return out
+
+
+def _inverse_sqrt(decomposition: Decomposition) -> Tensor:
+    values, vectors = decomposition
+    return vectors @ torch.diag(values.clamp_min(1e-300).rsqrt()) @ vectors.T
+
+
+def _inverse(decomposition: Decomposition) -> Tensor:
+    values, vectors = decomposition
+    return vectors @ torch.diag(1.0 / values.clamp_min(1e-300)) @ vectors.T
+
+
+class BlockTridiagonalInverse:
+    def __init__(self) -> None:
+        self.gamma: float | None = None
+        self.refreshes = 0
+
+    def refresh(self, A: list[Tensor], G: list[Tensor], A_cross: list[Tensor], G_cross: list[Tensor],
+                gamma: float) -> int:
+        """Build Ψ, Σ⁻¹ (B.2) and the last block's inverse for damping γ; returns decompositions done."""
+        n = len(A)
+        eye = [torch.eye(a.shape[0], dtype=torch.float64, device=a.device) for a in A]
+        eyeg = [torch.eye(g.shape[0], dtype=torch.float64, device=g.device) for g in G]
+        pi = [trace_norm_pi(a, g) for a, g in zip(A, G, strict=True)]
+        Ad = [A[i].to(torch.float64) + pi[i] * gamma * eye[i] for i in range(n)]
+        Gd = [G[i].to(torch.float64) + gamma / pi[i] * eyeg[i] for i in range(n)]
+        dA = [robust_eigh(m) for m in Ad]
+        dG = [robust_eigh(m) for m in Gd]
+        count = 2 * n
+        self.psi_A = [A_cross[i].to(torch.float64) @ _inverse(dA[i + 1]) for i in range(n - 1)]
+        self.psi_G = [G_cross[i].to(torch.float64) @ _inverse(dG[i + 1]) for i in range(n - 1)]
+        self.sigma = []
+        for i in range(n - 1):
+            a_half, g_half = _inverse_sqrt(dA[i]), _inverse_sqrt(dG[i])
+            C = self.psi_A[i] @ Ad[i + 1] @ self.psi_A[i].T
+            D = self.psi_G[i] @ Gd[i + 1] @ self.psi_G[i].T
+            s1, e1 = robust_eigh(a_half @ C @ a_half)
+            s2, e2 = robust_eigh(g_half @ D @ g_half)
+            count += 2
+            s1, s2 = s1.clamp(0.0, 1.0 - 1e-12), s2.clamp(0.0, 1.0 - 1e-12)
+            self.sigma.append((a_half @ e1, g_half @ e2, 1.0 - s2[:, None] * s1[None, :]))
+        self.last = (_inverse(dA[-1]), _inverse(dG[-1]))
+        self.gamma = gamma
+        self.refreshes += 1
+        return count
+
+    def apply(self, blocks: list[Tensor]) -> list[Tensor]:
+        """F̂⁻¹ v blockwise (Ξ, then Λ, then Ξᵀ)."""
+        n = len(blocks)
+        V = [b.to(torch.float64) for b in blocks]
+        U = [V[i] - self.psi_G[i] @ V[i + 1] @ self.psi_A[i].T for i in range(n - 1)] + [V[-1]]
+        W = []
+        for i in range(n - 1):
+            K1, K2, denominator = self.sigma[i]
+            W.append(K2 @ ((K2.T @ U[i] @ K1) / denominator) @ K1.T)
+        a_inv, g_inv = self.last
+        W.append(g_inv @ U[-1] @ a_inv)
+        out = [W[0]] + [W[i] - self.psi_G[i - 1].T @ W[i - 1] @ self.psi_A[i - 1] for i in range(1, n)]
+        return [o.to(b.dtype) for o, b in zip(out, blocks, strict=True)]

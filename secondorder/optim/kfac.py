@@ -1,0 +1,292 @@
+"""K-FAC (Martens & Grosse 2015; thesis ch. 6, Algorithm 7 — seed002 report §6.2), block-diagonal or
+block-tridiagonal, with the paper's damping, re-scaling, momentum and statistics machinery.
+
+Iteration k = 1, 2, …:
+
+1. Mini-batch S′ of size m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|), b such that m reaches |S| at iteration
+   ``batch_full_at`` = 500 (L3532), or a fixed m. Gradient ∇h and h(θ) on S′ (ℓ2 prior η included).
+2. Statistics pass on S₁ = the first ⌈τ₁ m⌉ cases (τ₁ = 1/8, L3335): forward, targets sampled from the
+   model's predictive distribution, backward; fold Ā, G (and the cross factors) into their running averages
+   with ε_k = min(1 − 1/k, 0.95) (:mod:`secondorder.kfac.factors`).
+3. γ candidates: {γ} or, every T₂ = 20 iterations, {max(ω₂γ, γ_min), γ, min(γ/ω₂, γ_max)} with
+   ω₂ = (19/20)^{T₂/2} (L3294; bounds from Martens' code, γ_min = √η, γ_max = 1).
+4. Inverse refresh at k ≤ 3 and every T₃ = 20 iterations (:mod:`secondorder.kfac.inverses`).
+5. For each candidate: proposal Δ = −F̆⁻¹∇h; (α, μ) minimising the exact-F damped quadratic over span{Δ, δ₀}
+   (L3306), with uᵀFv = mean over S₂ of (Ju)ᵀ F_R (Jv) from Jacobian-vector products (App. B.3; S₂ = the
+   first ⌈τ₂ m⌉ cases, τ₂ = 1 as in Martens' code — the thesis used 1/4 but had to revert to 1 in some
+   settings, L3335–L3337):
+
+       [α; μ] = −[[ΔᵀFΔ + (λ+η)‖Δ‖², ΔᵀFδ₀ + (λ+η)Δᵀδ₀], [·, δ₀ᵀFδ₀ + (λ+η)‖δ₀‖²]]⁻¹ [∇hᵀΔ; ∇hᵀδ₀],
+
+   δ = αΔ + μδ₀ and the model's predicted change M(δ) = ½∇hᵀδ (L3282). Without momentum (or at k = 1,
+   δ₀ = 0) only α. The candidate with the lowest M(δ) wins.
+6. Every T₁ = 5 iterations: ρ = (h(θ+δ) − h(θ)) / M(δ) on S′ (−∞ if h rose, as in the code); ρ > ¾ ⇒ λ ← ω₁λ,
+   ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (L3272–L3280); initial λ = 150.
+7. θ ← θ + δ; δ₀ ← δ.
+
+A non-finite proposal is rejected (no step, λ raised, momentum reset). Polyak averaging of the iterates
+(ξ = 0.99, L3526) is the trainer's ``trainer.polyak_decay``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from secondorder.curvature.params import ParamDict, detached_params
+from secondorder.kfac.factors import KroneckerFactors, collect_statistics
+from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse
+from secondorder.kfac.layers import LinearLayers
+from secondorder.optim.base import Optimizer, StepCosts, StepResult
+from secondorder.problems.samplers import Sampler
+from secondorder.validation import Check, in_range, one_of, positive
+
+
+@dataclass
+class KFACConfig:  # name "kfac" or "kfac_tridiag" (same algorithm; the YAML sets the approximation)
+    name: str = "kfac"
+    approximation: str = "blockdiag"
+    momentum: bool = True
+    initial_lambda: float = 150.0
+    lambda_period: int = 5
+    lambda_decay: float = 0.95**5
+    rho_low: float = 0.25
+    rho_high: float = 0.75
+    initial_gamma: float | None = None
+    gamma_period: int = 20
+    gamma_decay: float = 0.95**10
+    gamma_min: float | None = None
+    gamma_max: float = 1.0
+    inverse_period: int = 20
+    stats_fraction: float = 0.125
+    fisher_fraction: float = 1.0
+    stats_decay_max: float = 0.95
+    stats_targets: str = "sampled"
+    batch_schedule: str = "exponential"
+    batch_size: int = 1000
+    batch_full_at: int = 500
+    seed: int = 0
+
+    def check(self) -> list[Check]:
+        return [
+            one_of(self, "approximation", ["blockdiag", "tridiag"]),
+            *positive(self, "initial_lambda", "lambda_period", "gamma_period", "inverse_period", "batch_size",
+                      "batch_full_at", "gamma_max"),
+            *positive(self, "initial_gamma", "gamma_min", allow_none=True),
+            in_range(self, "lambda_decay", 0.0, 1.0),
+            in_range(self, "gamma_decay", 0.0, 1.0),
+            in_range(self, "rho_low", -1e9, self.rho_high),
+            ("gamma_period", self.gamma_period % self.inverse_period == 0,
+             "must be a multiple of inverse_period (thesis L3294)"),
+            in_range(self, "stats_fraction", 0.0, 1.0, closed_high=True),
+            in_range(self, "fisher_fraction", 0.0, 1.0, closed_high=True),
+            ("stats_fraction", self.stats_fraction > 0, "must be > 0"),
+            ("fisher_fraction", self.fisher_fraction > 0, "must be > 0"),
+            in_range(self, "stats_decay_max", 0.0, 1.0),
+            one_of(self, "stats_targets", ["sampled", "empirical", "exact"]),
+            one_of(self, "batch_schedule", ["exponential", "fixed"]),
+        ]
+
+
+def batch_size_at(k: int, cfg: KFACConfig, n_train: int | None) -> int:
+    """m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|) with b = (k_full − 1)/ln(|S|/m₁) (L3532; code floors)."""
+    if cfg.batch_schedule == "fixed" or n_train is None:
+        return cfg.batch_size if n_train is None else min(cfg.batch_size, n_train)
+    if n_train <= cfg.batch_size:
+        return n_train
+    b = (cfg.batch_full_at - 1) / math.log(n_train / cfg.batch_size)
+    return min(math.floor(cfg.batch_size * math.exp((k - 1) / b) + 1e-9), n_train)
+
+
+def solve_step_coefficients(gram: Tensor, dots: Tensor, rhs: Tensor, damping: float) -> tuple[Tensor, float]:
+    """Minimise the damped quadratic over the span of the directions: returns the coefficients and M(δ).
+
+    ``gram`` = [uᵢᵀ F uⱼ], ``dots`` = [uᵢᵀ uⱼ], ``rhs`` = [∇hᵀ uᵢ]; M = gram + damping · dots.
+    """
+    M = gram + damping * dots
+    try:
+        coefficients = -torch.linalg.solve(M, rhs)
+    except (RuntimeError, torch.linalg.LinAlgError):
+        coefficients = -torch.linalg.lstsq(M, rhs[:, None]).solution[:, 0]
+    return coefficients, 0.5 * float(rhs @ coefficients)
+
+
+class KFAC(Optimizer):
+    config_class = KFACConfig
+    stat_names = ("lambda", "gamma", "alpha", "mu", "rho", "batch_size", "model_change")
+
+    def __init__(self, problem: Any, cfg: KFACConfig) -> None:
+        super().__init__(problem, cfg)
+        device = next(problem.model.parameters()).device
+        self.device = device
+        probe_sampler = problem.make_sampler(seed=0)
+        probe = probe_sampler.next(2)
+        self.layers = LinearLayers(problem.model, lambda: problem.outputs(probe))
+        self.tridiagonal = cfg.approximation == "tridiag"
+        self.factors = KroneckerFactors(len(self.layers), cross=self.tridiagonal, max_decay=cfg.stats_decay_max)
+        self.blockdiag = BlockDiagonalInverse()
+        self.tri: BlockTridiagonalInverse | None = None
+        eta = problem.l2
+        self.lam = cfg.initial_lambda
+        self.gamma = cfg.initial_gamma if cfg.initial_gamma is not None else math.sqrt(self.lam + eta)
+        self.gamma_min = cfg.gamma_min if cfg.gamma_min is not None else (math.sqrt(eta) if eta > 0 else 1e-8)
+        self.previous: ParamDict | None = None  # δ₀
+        self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    # ------------------------------------------------------------------ pieces
+    def _gradient(self, batch: Any) -> tuple[float, ParamDict]:
+        names = [n for n, p in self.problem.model.named_parameters() if p.requires_grad]
+        params = [p for p in self.problem.model.parameters() if p.requires_grad]
+        h = self.problem.objective(batch)
+        grads = torch.autograd.grad(h, params)
+        return float(h.detach()), {n: g.detach() for n, g in zip(names, grads, strict=True)}
+
+    def _gamma_candidates(self, k: int) -> list[float]:
+        if k % self.cfg.gamma_period != 0:
+            return [self.gamma]
+        w = self.cfg.gamma_decay
+        return [max(w * self.gamma, self.gamma_min), self.gamma, min(self.gamma / w, self.cfg.gamma_max)]
+
+    def _proposal(self, gradient_blocks: list[Tensor], gamma: float, refresh: bool, costs: StepCosts):
+        if self.tridiagonal:
+            f = self.factors
+            tri = self.tri
+            if refresh or tri is None:  # each candidate γ needs its own decompositions (L3361)
+                tri = BlockTridiagonalInverse()
+                costs.inversions += tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma)
+            return [-u for u in tri.apply(gradient_blocks)], tri
+        return [-u for u in self.blockdiag.apply(gradient_blocks, gamma)], None
+
+    def _jvp(self, batch: Any, params: ParamDict, direction: ParamDict) -> tuple[Tensor, Tensor]:
+        return torch.func.jvp(lambda p: self.problem.outputs(batch, p)[0], (params,), (direction,))
+
+    # ------------------------------------------------------------------ one iteration
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
+        cfg, problem = self.cfg, self.problem
+        k = iteration + 1
+        costs = StepCosts()
+        m = batch_size_at(k, cfg, getattr(sampler, "n", None))
+        batch = sampler.next(m)
+        h0, grad = self._gradient(batch)
+        costs.grad_evals += 1
+        stats: dict[str, float] = {"batch_size": m, "lambda": self.lam, "gamma": self.gamma, "rho": math.nan}
+        if not (math.isfinite(h0) and all(bool(torch.isfinite(g).all()) for g in grad.values())):
+            return StepResult(h0 if not math.isfinite(h0) else math.nan, costs, stats)
+
+        cases = torch.arange(int(problem.case_slices(batch)[0].shape[0]))
+        stats_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.stats_fraction * len(cases)))])
+        fisher_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.fisher_fraction * len(cases)))])
+        estimates = collect_statistics(self.layers, lambda: problem.outputs(stats_batch), problem.loss,
+                                       cfg.stats_targets, self.generator, self.tridiagonal)
+        costs.grad_evals += 1
+        self.factors.update(estimates)
+
+        refresh = k <= 3 or k % cfg.inverse_period == 0
+        if refresh and not self.tridiagonal:
+            costs.inversions += self.blockdiag.refresh(self.factors.A, self.factors.G)
+        params = detached_params(problem.model)
+        gradient_blocks = self.layers.to_blocks(grad)
+        grad_flat = torch.cat([g.reshape(-1) for g in grad.values()])
+        damping = self.lam + problem.l2
+        n_fisher = problem.cases(fisher_batch)
+        use_momentum = cfg.momentum and self.previous is not None
+
+        z = None
+        jv_previous = None
+        if use_momentum:
+            z, jv_previous = self._jvp(fisher_batch, params, self.previous)
+            costs.curvature_products += 1
+            prev_flat = torch.cat([self.previous[n].reshape(-1) for n in grad])
+        best = None
+        for gamma in self._gamma_candidates(k):
+            blocks, tri = self._proposal(gradient_blocks, gamma, refresh, costs)
+            delta = self.layers.from_blocks(blocks)
+            delta_flat = torch.cat([delta[n].reshape(-1) for n in grad])
+            z, jv_delta = self._jvp(fisher_batch, params, delta)
+            costs.curvature_products += 1
+            hv_delta = problem.loss.output_hessian_vector(z, jv_delta)
+            if use_momentum:
+                hv_prev = problem.loss.output_hessian_vector(z, jv_previous)
+                gram = torch.tensor([[float((jv_delta * hv_delta).sum()), float((jv_delta * hv_prev).sum())],
+                                     [float((jv_previous * hv_delta).sum()), float((jv_previous * hv_prev).sum())]],
+                                    dtype=torch.float64) / n_fisher
+                dots = torch.tensor([[float(delta_flat @ delta_flat), float(delta_flat @ prev_flat)],
+                                     [float(prev_flat @ delta_flat), float(prev_flat @ prev_flat)]],
+                                    dtype=torch.float64)
+                rhs = torch.tensor([float(grad_flat @ delta_flat), float(grad_flat @ prev_flat)], dtype=torch.float64)
+            else:
+                gram = torch.tensor([[float((jv_delta * hv_delta).sum())]], dtype=torch.float64) / n_fisher
+                dots = torch.tensor([[float(delta_flat @ delta_flat)]], dtype=torch.float64)
+                rhs = torch.tensor([float(grad_flat @ delta_flat)], dtype=torch.float64)
+            gram = 0.5 * (gram + gram.T)
+            coefficients, change = solve_step_coefficients(gram, dots, rhs, damping)
+            if best is None or change < best[0]:
+                best = (change, gamma, coefficients, delta, tri)
+
+        change, gamma, coefficients, delta, tri = best
+        self.gamma = gamma
+        if tri is not None:
+            self.tri = tri
+        alpha = float(coefficients[0])
+        mu = float(coefficients[1]) if len(coefficients) > 1 else 0.0
+        step = {n: alpha * delta[n] + (mu * self.previous[n] if use_momentum else 0.0) for n in grad}
+        stats.update(gamma=gamma, alpha=alpha, mu=mu, model_change=change)
+
+        finite = math.isfinite(change) and all(bool(torch.isfinite(s).all()) for s in step.values())
+        if not finite:
+            self.lam = self.lam / cfg.lambda_decay
+            self.previous = None
+            stats["lambda"] = self.lam
+            return StepResult(h0, costs, stats)
+
+        if k % cfg.lambda_period == 0:
+            with torch.no_grad():
+                moved = {n: params[n] + step[n] for n in params}
+                h1 = float(problem.objective_at(batch, moved))
+            costs.forward_passes += 1
+            rho = -math.inf if (not math.isfinite(h1) or h1 > h0 or change >= 0) else (h1 - h0) / change
+            stats["rho"] = rho
+            if rho < cfg.rho_low:
+                self.lam = self.lam / cfg.lambda_decay
+            elif rho > cfg.rho_high:
+                self.lam = self.lam * cfg.lambda_decay
+        stats["lambda"] = self.lam
+
+        with torch.no_grad():
+            for name, p in problem.model.named_parameters():
+                if name in step:
+                    p.add_(step[name])
+        self.previous = step
+        return StepResult(h0, costs, stats)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lambda": self.lam, "gamma": self.gamma, "previous": self.previous,
+                "factors": self.factors.state_dict(), "generator": self.generator.get_state(),
+                "blockdiag": (self.blockdiag.A, self.blockdiag.G, self.blockdiag.pi),
+                "tri": self.tri}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lam, self.gamma = state["lambda"], state["gamma"]
+        prev = state["previous"]
+        self.previous = None if prev is None else {k: v.to(self.device) for k, v in prev.items()}
+        self.factors.load_state_dict(state["factors"], self.device)
+        self.generator.set_state(state["generator"])
+        A, G, pi = state["blockdiag"]
+        self.blockdiag.A = [(e.to(self.device), q.to(self.device)) for e, q in A]
+        self.blockdiag.G = [(e.to(self.device), q.to(self.device)) for e, q in G]
+        self.blockdiag.pi = list(pi)
+        self.tri = _tri_to(state["tri"], self.device)
+
+
+def _tri_to(tri: BlockTridiagonalInverse | None, device: torch.device) -> BlockTridiagonalInverse | None:
+    if tri is None:
+        return None
+    tri.psi_A = [t.to(device) for t in tri.psi_A]
+    tri.psi_G = [t.to(device) for t in tri.psi_G]
+    tri.sigma = [tuple(t.to(device) for t in s) for s in tri.sigma]
+    tri.last = tuple(t.to(device) for t in tri.last)
+    return tri
