@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from secondorder.errors import ConfigError, UserError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-CONFIG_GROUPS = ("dataset", "model", "optimizer", "trainer")
+CONFIG_GROUPS = ("dataset", "model", "optimizer", "trainer", "experiment")
 
 log = logging.getLogger("secondorder")
 _single_run_failure: list[UserError] = []
@@ -36,7 +36,8 @@ def check_group_choices(overrides: list[str]) -> None:
     from hydra.errors import OverrideParseException
 
     try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
+        candidates = [o for o in overrides if not o.startswith("-") and "=" in o]  # flags and their values skip
+        parsed = OverridesParser.create().parse_overrides(candidates)
     except OverrideParseException as exc:
         raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
     for override in parsed:

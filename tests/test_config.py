@@ -93,3 +93,15 @@ def test_unknown_group_choice_lists_the_options() -> None:
     with pytest.raises(ConfigError, match="unknown optimizer 'kfcc'"):
         check_group_choices(["-m", "optimizer=adam,kfcc"])
     check_group_choices(["optimizer=adam,sgd", "optimizer.lr=3"])  # valid: no error
+
+
+@pytest.mark.parametrize("experiment", available_options("experiment"))
+def test_every_experiment_composes_and_validates(experiment: str) -> None:
+    run = validate(composed(f"experiment={experiment}"))
+    assert run.objective.l2 == 1e-5 and run.trainer.polyak_decay == 0.99
+    assert run.dataset.name == experiment.split("_")[1]
+
+
+def test_command_line_beats_the_experiment() -> None:
+    run = validate(composed("experiment=kfac_curves", "optimizer=kfac_tridiag", "trainer.max_steps=7"))
+    assert run.optimizer.approximation == "tridiag" and run.trainer.max_steps == 7
