@@ -30,7 +30,7 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimizer=nope", "train: error: unknown optimizer 'nope'; available: adam, momentum, nesterov, sgd"),
+        ("optimizer=nope", "train: error: unknown optimizer 'nope'; available: adam, hf, kfac, kfac_tridiag, momentum"),
         ("optimizer.lr=-1", "train: error: optimizer.lr=-1.0: must be > 0"),
         ("optimizer.lrr=1", "train: error: optimizer.lrr: unknown key"),
     ],
