@@ -12,7 +12,7 @@ STAMP := $(VENV)/.secondorder-installed
 DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
-.PHONY: setup run test test-all lint data bench-curvature clean reproduce-table-4.3 bench
+.PHONY: setup run test test-all lint data bench-curvature bench-kfac clean reproduce-table-4.3 bench
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ data: setup  ## fetch datasets where a network exists; list what is missing
 
 bench-curvature: setup  ## GGN/Hessian-vector product cost vs a gradient → results/bench/<device>/curvature.*
 	$(BIN)/python -m secondorder.bench.curvature $(BENCH_ARGS)
+
+bench-kfac: setup  ## K-FAC iteration time vs an Adam step → results/bench/<device>/kfac.*
+	$(BIN)/python -m secondorder.bench.kfac $(BENCH_ARGS)
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache

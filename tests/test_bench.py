@@ -18,3 +18,13 @@ def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
     assert (table.median_s > 0).all() and (table.ratio_to_gradient > 0).all()
     text = (folder / "curvature.md").read_text()
     assert "Device: cpu" in text and "torch" in text and "× gradient" in text
+
+
+def test_kfac_benchmark_writes_its_table(tmp_path: Path) -> None:
+    from secondorder.bench import kfac
+
+    folder = kfac.main(["--device", "cpu", "--models", "tiny", "--batch", "32", "--iterations", "2",
+                        "--out", str(tmp_path)])
+    table = pd.read_csv(folder / "kfac.csv")
+    assert list(table.approximation) == ["blockdiag", "tridiag"] and (table.ratio > 0).all()
+    assert "K-FAC / Adam" in (folder / "kfac.md").read_text()
