@@ -117,6 +117,7 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.last_eval: dict[str, float] = {}
         self.started_at = utc_now()
+        self.provenance = provenance(self.device)  # once: the code that runs is the code at start
 
     # ------------------------------------------------------------------ resume and checkpoints
     def prepare_run_dir(self) -> bool:
@@ -243,7 +244,7 @@ class Trainer:
             "dtype": t.dtype,
             "started_at": self.started_at,
             "updated_at": utc_now(),
-            "provenance": provenance(self.device),
+            "provenance": self.provenance,
         }
 
     def write_summary(self, status: str, message: str = "") -> None:

@@ -14,6 +14,15 @@ from secondorder.report.runs import Run
 X_AXES = {"iteration": "iterations", "wall_time_s": "training time (s)"}
 
 
+def provenance_line(runs: list[Run]) -> str:
+    """Commit(s), device(s) and budget(s) of the plotted runs, for the figure's footer."""
+    commits = sorted({(r.summary.get("provenance", {}).get("git_commit") or "unknown")[:10]
+                      + ("+dirty" if r.summary.get("provenance", {}).get("git_dirty") else "") for r in runs})
+    devices = sorted({r.summary.get("provenance", {}).get("device_name", "?") for r in runs})
+    steps = sorted({str(r.summary.get("iteration", "?")) for r in runs})
+    return f"commit {', '.join(commits)} · {'; '.join(devices)} · iterations {', '.join(steps)}"
+
+
 def plot_errors(runs: list[Run], x: str, path: Path, log_y: bool = True) -> Path:
     """Train (solid) and test (dashed) error of each run against ``x``; data labels go in the title."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -28,9 +37,10 @@ def plot_errors(runs: list[Run], x: str, path: Path, log_y: bool = True) -> Path
     ax.set_ylabel("error")
     labels = sorted({run.summary.get("data", {}).get("label", "?") for run in runs})
     ax.set_title("; ".join(labels), fontsize=9)
+    fig.text(0.01, 0.005, provenance_line(runs), fontsize=6, color="0.35", ha="left", va="bottom")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
