@@ -84,6 +84,9 @@ def test_report_prints_a_table_and_writes_plots(train, tmp_path: Path) -> None:
     assert sorted(table.optimizer) == ["adam", "sgd"] and (table.status == "completed").all()
     for name in ("error_vs_iteration.png", "error_vs_time.png", "summary.md"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+    for optimizer in ("sgd", "adam"):
+        for name in ("config.yaml", "summary.json", "metrics.csv"):
+            assert (tmp_path / "out" / "runs" / optimizer / name).exists()
 
 
 def test_report_on_nothing_is_a_one_line_error(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """``report``: a comparison table and error plots from finished run directories.
 
     report runs/curves                         # print a Markdown table of every run below runs/curves
-    report runs/multirun/2026-… --out results/cmp   # also write summary.md, summary.csv and two PNG plots
+    report runs/multirun/2026-… --out results/cmp   # also write summary.md, summary.csv, two PNG plots and
+                                                    # each run's config.yaml / summary.json / metrics.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from secondorder.report.plots import plot_errors
@@ -22,6 +24,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def copy_run_records(runs: list, folder: Path) -> None:
+    """Each run's config.yaml, summary.json and metrics.csv beside the report: its provenance travels with it."""
+    for run in runs:
+        target = folder / run.path.name
+        if target.exists():  # two runs with the same folder name: keep both
+            target = folder / "_".join(run.path.parts[-2:])
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "summary.json", "metrics.csv"):
+            if (run.path / name).exists():
+                shutil.copyfile(run.path / name, target / name)
+
+
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
     runs = find_runs(args.paths)
@@ -33,6 +47,7 @@ def main(argv: list[str]) -> None:
     if args.out is None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    copy_run_records(runs, args.out / "runs")
     frame.to_csv(args.out / "summary.csv", index=False)
     (args.out / "summary.md").write_text(table + "\n" + note + "\n")
     written = [args.out / "summary.md", args.out / "summary.csv"]
