@@ -61,6 +61,10 @@ class MatchingLoss(ABC):
     def sample_targets(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Targets drawn from the predictive distribution p(y | z) (one per case); no gradient flows."""
 
+    def mean_output_hessian(self, z: Tensor) -> Tensor:
+        """(1/B) Σ_b H_L(z_b), (d, d) — KFRA's top factor; subclasses avoid the B dense matrices."""
+        return self.output_hessian(z).mean(dim=0)
+
     @abstractmethod
     def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
         """S(z_b)ᵀ v_b per case, for a factor S with SᵀS = H_L (thesis Alg. 6; seed000 report §3.10)."""
@@ -91,6 +95,9 @@ class SquaredError(MatchingLoss):
     def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
         return v
 
+    def mean_output_hessian(self, z: Tensor) -> Tensor:
+        return torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
+
 
 class SigmoidBCE(MatchingLoss):
     """Binary cross-entropy of logistic outputs, written stably as softplus(z) − y z."""
@@ -117,6 +124,10 @@ class SigmoidBCE(MatchingLoss):
     def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor) -> Tensor:
         p = torch.sigmoid(z)
         return torch.sqrt(p * (1 - p)) * v
+
+    def mean_output_hessian(self, z: Tensor) -> Tensor:
+        p = torch.sigmoid(z)
+        return torch.diag((p * (1 - p)).mean(dim=0))
 
 
 class SoftmaxCE(MatchingLoss):
@@ -149,6 +160,10 @@ class SoftmaxCE(MatchingLoss):
         p = torch.softmax(z, dim=1)
         root = torch.sqrt(p)
         return root * v - p * (root * v).sum(dim=1, keepdim=True)
+
+    def mean_output_hessian(self, z: Tensor) -> Tensor:
+        p = torch.softmax(z, dim=1)
+        return torch.diag(p.mean(dim=0)) - p.T @ p / z.shape[0]
 
 
 LOSSES: dict[str, type[MatchingLoss]] = {

@@ -155,6 +155,18 @@ def test_block_diagonal_apply_equals_the_dense_damped_inverse() -> None:
             torch.testing.assert_close(u, expected)
 
 
+def test_cholesky_path_equals_the_eigen_path() -> None:
+    from secondorder.kfac.inverses import CholeskyBlockDiagonal
+
+    f, dims_a, dims_g = random_factors(rank_deficient=True)
+    eigen, direct = BlockDiagonalInverse(), CholeskyBlockDiagonal()
+    eigen.refresh(f.A, f.G)
+    direct.refresh(f.A, f.G)
+    V = [torch.randn(dg, da) for da, dg in zip(dims_a, dims_g, strict=True)]
+    for a, b in zip(eigen.apply(V, 0.4), direct.apply(V, 0.4)[0], strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_block_tridiagonal_inverse_is_tridiagonal_and_matches_ftilde_on_the_tridiagonal_blocks() -> None:
     """F̂ agrees with the damped F̃ on the tridiagonal blocks and F̂⁻¹ is block-tridiagonal (thesis L3056)."""
     f, dims_a, dims_g = random_factors()
@@ -282,7 +294,7 @@ def test_kfac_runs_end_to_end_and_logs_its_state(train, tmp_path: Path, optimize
 
 def test_kfac_variants_run(train, tmp_path: Path) -> None:
     torch.set_default_dtype(torch.float32)
-    for i, extra in enumerate([("optimizer.momentum=false",), ("optimizer.stats_targets=empirical",),
+    for i, extra in enumerate([("optimizer.momentum=false",), ("optimizer.factors=empirical",),
                                ("optimizer.fisher_fraction=0.25", "optimizer.batch_schedule=fixed")]):
         code, err = train("optimizer=kfac", "optimizer.batch_size=64", "trainer.max_steps=4", *extra,
                           run_dir=tmp_path / f"v{i}")

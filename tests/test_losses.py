@@ -103,3 +103,13 @@ def test_squared_error_samples_have_unit_variance() -> None:
 def test_unknown_loss_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="available: sigmoid_bce, softmax_ce, squared_error"):
         get_loss("hinge")
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_mean_output_hessian_and_square_root(name: str) -> None:
+    loss = get_loss(name)
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(loss.mean_output_hessian(z), loss.output_hessian(z).mean(0))
+    eye = torch.eye(4).expand(6, 4, 4)
+    S_t = torch.stack([loss.output_hessian_sqrt_t_vector(z, eye[:, :, k]) for k in range(4)], dim=-1)  # Sᵀ
+    torch.testing.assert_close(S_t @ S_t.transpose(1, 2), loss.output_hessian(z))  # SᵀS = H_L

@@ -8,7 +8,8 @@ distribution** (the true Fisher; one draw per case, L3145) — ``targets="empiri
 H_L = SᵀS (one backward pass per output dimension: for tests on small outputs).
 
 Running averages: new = ε · old + (1 − ε) · estimate with ε_k = min(1 − 1/k, ``max_decay`` = 0.95) (L3147), so
-the first update (k = 1, ε = 0) initialises them; each update is symmetrised.
+the first update (k = 1, ε = 0) initialises them; with ``ramp=False`` ε is ``max_decay`` from k = 2 on (KFRA's
+constant 0.9; ``max_decay = 0`` keeps only the current batch). Each update is symmetrised.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from secondorder.kfac.layers import LinearLayers
 
 
 class KroneckerFactors:
-    def __init__(self, layers: int, cross: bool, max_decay: float = 0.95) -> None:
+    def __init__(self, layers: int, cross: bool, max_decay: float = 0.95, ramp: bool = True) -> None:
         self.cross = cross
         self.max_decay = max_decay
+        self.ramp = ramp
         self.A: list[Tensor | None] = [None] * layers  # A[i] = Ā_{i−1,i−1}, input side of layer i
         self.G: list[Tensor | None] = [None] * layers
         self.A_cross: list[Tensor | None] = [None] * max(layers - 1, 0)  # Ā_{i−1,i}
@@ -47,7 +49,7 @@ class KroneckerFactors:
         """Fold a batch's estimates into the running averages; returns the ε used."""
         self.updates += 1
         k = self.updates
-        decay = min(1.0 - 1.0 / k, self.max_decay)
+        decay = min(1.0 - 1.0 / k, self.max_decay) if self.ramp or k == 1 else self.max_decay
 
         def fold(old: Tensor | None, new: Tensor, symmetric: bool) -> Tensor:
             new = 0.5 * (new + new.T) if symmetric else new

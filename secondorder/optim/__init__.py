@@ -10,6 +10,7 @@ from typing import Any
 
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
+from secondorder.optim.george import ACP, CenteredSGD
 from secondorder.optim.hf import HessianFree
 from secondorder.optim.kfac import KFAC
 from secondorder.problems.base import Problem
@@ -22,6 +23,11 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "hf": HessianFree,
     "kfac": KFAC,
     "kfac_tridiag": KFAC,
+    "kfra": KFAC,
+    "kflr": KFAC,
+    "centered_sgd": CenteredSGD,
+    "acp": ACP,
+    "acp_fixed_alpha": ACP,
 }
 
 

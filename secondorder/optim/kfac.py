@@ -26,6 +26,15 @@ Iteration k = 1, 2, …:
 
 A non-finite proposal is rejected (no step, λ raised, momentum reset). Polyak averaging of the iterates
 (ξ = 0.99, L3526) is the trainer's ``trainer.polyak_decay``.
+
+KFRA and KFLR (Botev, Ritter & Barber 2017, App. C / Algorithm 1; seed001 report §4.7) are the same iteration
+with other settings, so they are configurations of this class (``conf/optimizer/kfra.yaml``, ``kflr.yaml``):
+``factors=kfra`` (the deterministic recursion of :mod:`secondorder.kfac.kfra`) or ``kflr`` (the exact expected
+pre-activation GN, i.e. K-FAC statistics with the exact expectation over targets) on the whole batch,
+factors recomputed and inverted every iteration, optional running average 0.9, no momentum, α* from the full
+GN quadratic (τ₂ = 1), τ (our λ) by LM every 5 iterations with the text's literal 0.75 / 0.75 thresholds,
+γ greedy every 20 iterations by ω_γ = 0.95²⁰ with γ entering the factors as √(γ + η) (``gamma_form=kfra``),
+fixed batch 1000, iterate averaging β_t = min(0.95, 1 − 1/t).
 """
 
 from __future__ import annotations
@@ -39,7 +48,8 @@ from torch import Tensor
 
 from secondorder.curvature.params import ParamDict, detached_params
 from secondorder.kfac.factors import KroneckerFactors, collect_statistics
-from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse
+from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse, CholeskyBlockDiagonal
+from secondorder.kfac.kfra import activations_after, kfra_statistics
 from secondorder.kfac.layers import LinearLayers
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.problems.samplers import Sampler
@@ -47,7 +57,7 @@ from secondorder.validation import Check, in_range, one_of, positive
 
 
 @dataclass
-class KFACConfig:  # name "kfac" or "kfac_tridiag" (same algorithm; the YAML sets the approximation)
+class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YAML sets the variant
     name: str = "kfac"
     approximation: str = "blockdiag"
     momentum: bool = True
@@ -60,12 +70,14 @@ class KFACConfig:  # name "kfac" or "kfac_tridiag" (same algorithm; the YAML set
     gamma_period: int = 20
     gamma_decay: float = 0.95**10
     gamma_min: float | None = None
-    gamma_max: float = 1.0
+    gamma_max: float | None = 1.0
     inverse_period: int = 20
     stats_fraction: float = 0.125
     fisher_fraction: float = 1.0
     stats_decay_max: float = 0.95
-    stats_targets: str = "sampled"
+    stats_decay_ramp: bool = True
+    factors: str = "kfac"
+    gamma_form: str = "kfac"
     batch_schedule: str = "exponential"
     batch_size: int = 1000
     batch_full_at: int = 500
@@ -75,11 +87,12 @@ class KFACConfig:  # name "kfac" or "kfac_tridiag" (same algorithm; the YAML set
         return [
             one_of(self, "approximation", ["blockdiag", "tridiag"]),
             *positive(self, "initial_lambda", "lambda_period", "gamma_period", "inverse_period", "batch_size",
-                      "batch_full_at", "gamma_max"),
-            *positive(self, "initial_gamma", "gamma_min", allow_none=True),
+                      "batch_full_at"),
+            *positive(self, "initial_gamma", "gamma_max", allow_none=True),
+            ("gamma_min", self.gamma_min is None or self.gamma_min >= 0, "must be >= 0 (or null: √η)"),
             in_range(self, "lambda_decay", 0.0, 1.0),
             in_range(self, "gamma_decay", 0.0, 1.0),
-            in_range(self, "rho_low", -1e9, self.rho_high),
+            in_range(self, "rho_low", -1e9, self.rho_high, closed_high=True),
             ("gamma_period", self.gamma_period % self.inverse_period == 0,
              "must be a multiple of inverse_period (thesis L3294)"),
             in_range(self, "stats_fraction", 0.0, 1.0, closed_high=True),
@@ -87,7 +100,10 @@ class KFACConfig:  # name "kfac" or "kfac_tridiag" (same algorithm; the YAML set
             ("stats_fraction", self.stats_fraction > 0, "must be > 0"),
             ("fisher_fraction", self.fisher_fraction > 0, "must be > 0"),
             in_range(self, "stats_decay_max", 0.0, 1.0),
-            one_of(self, "stats_targets", ["sampled", "empirical", "exact"]),
+            one_of(self, "factors", ["kfac", "empirical", "kflr", "kfra"]),
+            one_of(self, "gamma_form", ["kfac", "kfra"]),
+            ("factors", not (self.factors == "kfra" and self.approximation == "tridiag"),
+             "kfra gives block-diagonal factors only: use approximation=blockdiag"),
             one_of(self, "batch_schedule", ["exponential", "fixed"]),
         ]
 
@@ -127,13 +143,21 @@ class KFAC(Optimizer):
         probe = probe_sampler.next(2)
         self.layers = LinearLayers(problem.model, lambda: problem.outputs(probe))
         self.tridiagonal = cfg.approximation == "tridiag"
-        self.factors = KroneckerFactors(len(self.layers), cross=self.tridiagonal, max_decay=cfg.stats_decay_max)
+        self.factors = KroneckerFactors(len(self.layers), cross=self.tridiagonal, max_decay=cfg.stats_decay_max,
+                                        ramp=cfg.stats_decay_ramp)
+        self.activations = activations_after(problem.model, self.layers) if cfg.factors == "kfra" else []
         self.blockdiag = BlockDiagonalInverse()
+        # Fresh factors every iteration (KFRA/KFLR): Cholesky solves instead of eigendecompositions.
+        self.direct = CholeskyBlockDiagonal() if cfg.inverse_period == 1 and not self.tridiagonal else None
         self.tri: BlockTridiagonalInverse | None = None
         eta = problem.l2
         self.lam = cfg.initial_lambda
-        self.gamma = cfg.initial_gamma if cfg.initial_gamma is not None else math.sqrt(self.lam + eta)
+        # γ enters the factors as γ itself (K-FAC, thesis §6.6.6) or as √(γ + η) (KFRA, App. C eq. 36); the
+        # default start gives the same damping either way: √(λ₀ + η).
+        default_gamma = math.sqrt(self.lam + eta) if cfg.gamma_form == "kfac" else self.lam
+        self.gamma = cfg.initial_gamma if cfg.initial_gamma is not None else default_gamma
         self.gamma_min = cfg.gamma_min if cfg.gamma_min is not None else (math.sqrt(eta) if eta > 0 else 1e-8)
+        self.gamma_max = cfg.gamma_max if cfg.gamma_max is not None else math.inf
         self.previous: ParamDict | None = None  # δ₀
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
@@ -149,9 +173,14 @@ class KFAC(Optimizer):
         if k % self.cfg.gamma_period != 0:
             return [self.gamma]
         w = self.cfg.gamma_decay
-        return [max(w * self.gamma, self.gamma_min), self.gamma, min(self.gamma / w, self.cfg.gamma_max)]
+        return [max(w * self.gamma, self.gamma_min), self.gamma, min(self.gamma / w, self.gamma_max)]
+
+    def _damping_scale(self, gamma: float) -> float:
+        """The factor damping: πγ and γ/π (K-FAC) or ω√(γ+η) and √(γ+η)/ω (KFRA)."""
+        return gamma if self.cfg.gamma_form == "kfac" else math.sqrt(gamma + self.problem.l2)
 
     def _proposal(self, gradient_blocks: list[Tensor], gamma: float, refresh: bool, costs: StepCosts):
+        gamma = self._damping_scale(gamma)
         if self.tridiagonal:
             f = self.factors
             tri = self.tri
@@ -159,6 +188,10 @@ class KFAC(Optimizer):
                 tri = BlockTridiagonalInverse()
                 costs.inversions += tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma)
             return [-u for u in tri.apply(gradient_blocks)], tri
+        if self.direct is not None:
+            solved, count = self.direct.apply(gradient_blocks, gamma)
+            costs.inversions += count
+            return [-u for u in solved], None
         return [-u for u in self.blockdiag.apply(gradient_blocks, gamma)], None
 
     def _jvp(self, batch: Any, params: ParamDict, direction: ParamDict) -> tuple[Tensor, Tensor]:
@@ -180,13 +213,20 @@ class KFAC(Optimizer):
         cases = torch.arange(int(problem.case_slices(batch)[0].shape[0]))
         stats_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.stats_fraction * len(cases)))])
         fisher_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.fisher_fraction * len(cases)))])
-        estimates = collect_statistics(self.layers, lambda: problem.outputs(stats_batch), problem.loss,
-                                       cfg.stats_targets, self.generator, self.tridiagonal)
+        if cfg.factors == "kfra":
+            estimates = kfra_statistics(self.layers, self.activations, lambda: problem.outputs(stats_batch),
+                                        problem.loss)
+        else:
+            targets = {"kfac": "sampled", "empirical": "empirical", "kflr": "exact"}[cfg.factors]
+            estimates = collect_statistics(self.layers, lambda: problem.outputs(stats_batch), problem.loss, targets,
+                                           self.generator, self.tridiagonal)
         costs.grad_evals += 1
         self.factors.update(estimates)
 
         refresh = k <= 3 or k % cfg.inverse_period == 0
-        if refresh and not self.tridiagonal:
+        if self.direct is not None:
+            self.direct.refresh(self.factors.A, self.factors.G)
+        elif refresh and not self.tridiagonal:
             costs.inversions += self.blockdiag.refresh(self.factors.A, self.factors.G)
         params = detached_params(problem.model)
         gradient_blocks = self.layers.to_blocks(grad)

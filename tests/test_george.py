@@ -1,0 +1,127 @@
+"""George's centred gradient descent and ACP against their closed forms (seed003 report §2.9–§2.10)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from secondorder.data.splits import DataSplits
+from secondorder.losses import get_loss
+from secondorder.metrics import get_metric
+from secondorder.optim.george import ACP, ACPConfig, CenteredSGD, CenteredSGDConfig, acp_direction
+from secondorder.problems import ObjectiveConfig, SupervisedProblem
+from tests.conftest import read_run
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_acp_direction_is_the_input_factor_preconditioned_gradient() -> None:
+    """F_in = A ⊗ αI with A = E[(h;1)(h;1)ᵀ] (eq. 6.3 L767): F_in⁻¹∇ gives eqs 6.3.3/6.3.4 (with the bias term)."""
+    g = torch.Generator().manual_seed(0)
+    n, d_in, d_out, alpha = 40, 4, 3, 2.5
+    h = torch.randn(n, d_in, generator=g) + 1.0
+    grads = torch.randn(n, d_out, generator=g)
+    h1 = torch.cat([h, torch.ones(n, 1)], dim=1)
+    A = h1.T @ h1 / n
+    gradient = grads.T @ h1 / n  # (1/n) Σ g (h; 1)ᵀ, the [∇W | ∇b] block
+    expected = gradient @ torch.linalg.inv(A) / alpha  # (A ⊗ αI)⁻¹ in matrix form
+    centred = h - h.mean(0)
+    C_inverse = torch.linalg.inv(centred.T @ centred / n)
+    dW, db = acp_direction(grads, h, C_inverse, alpha, bias_correction=True)
+    torch.testing.assert_close(dW, expected[:, :-1])
+    torch.testing.assert_close(db, expected[:, -1])
+
+
+def test_exact_damped_acp_direction() -> None:
+    """(A + δ I) ⊗ αI with δ = ε/α (L818): the exact damped inverse (seed003 report §2.10 item 4)."""
+    g = torch.Generator().manual_seed(1)
+    n, d_in, d_out, alpha, delta = 30, 3, 2, 1.7, 0.29
+    h = torch.randn(n, d_in, generator=g) + 0.5
+    grads = torch.randn(n, d_out, generator=g)
+    h1 = torch.cat([h, torch.ones(n, 1)], dim=1)
+    expected = (grads.T @ h1 / n) @ torch.linalg.inv(h1.T @ h1 / n + delta * torch.eye(d_in + 1)) / alpha
+    m, s = h.mean(0), 1 + delta
+    C_delta = h.T @ h / n + delta * torch.eye(d_in) - torch.outer(m, m) / s
+    dW, db = acp_direction(grads, h, torch.linalg.inv(C_delta), alpha, False, mean=m, s=s)
+    torch.testing.assert_close(dW, expected[:, :-1])
+    torch.testing.assert_close(db, expected[:, -1])
+
+
+def single_layer(x: torch.Tensor, y: torch.Tensor, seed: int = 2) -> SupervisedProblem:
+    model = nn.Sequential(nn.Linear(x.shape[1], y.shape[1]))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
+    data = DataSplits("toy", x, y, x, y, "t", "t", True)
+    return SupervisedProblem(model, get_loss("squared_error"), data, get_metric("reconstruction_sse"),
+                             ObjectiveConfig())
+
+
+def test_centred_gd_equals_sgd_on_centred_inputs_for_one_layer() -> None:
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 4, generator=g) + 2.0, torch.randn(16, 3, generator=g)
+    problem = single_layer(x, y)
+    centred_problem = single_layer(x - x.mean(0), y)
+    with torch.no_grad():  # the same function: W x + b = W (x − x̄) + (b + W x̄)
+        centred_problem.model[0].bias.copy_(problem.model[0].bias + problem.model[0].weight @ x.mean(0))
+    before = problem.model[0].weight.detach().clone()
+    CenteredSGD(problem, CenteredSGDConfig(lr=0.1, batch_size=16)).step(0, problem.make_sampler(seed=0))
+    loss = centred_problem.objective((x - x.mean(0), y))
+    loss.backward()
+    expected = before - 0.1 * centred_problem.model[0].weight.grad
+    torch.testing.assert_close(problem.model[0].weight.detach(), expected)
+
+
+def test_acp_refreshes_every_n_updates_and_uses_a_separate_statistics_batch() -> None:
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(64, 5, generator=g), torch.randn(64, 3, generator=g)
+    problem = single_layer(x, y)
+    optimizer = ACP(problem, ACPConfig(lr=0.05, batch_size=8, stats_period=3, stats_batch_size=16, alpha=1.0))
+    sampler = problem.make_sampler(seed=0)
+    refreshed = [optimizer.step(k, sampler).stats["refreshed"] for k in range(7)]
+    assert refreshed == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    assert sampler.examples_seen == 7 * 8 + 3 * 16
+
+
+def test_heuristic_alpha_is_the_largest_squared_preactivation_gradient() -> None:
+    grads = torch.tensor([[0.1, -2.0], [0.5, 1.0]])
+    assert ACP.heuristic_alpha(grads) == 4.0
+
+
+def test_acp_with_alpha_one_and_no_damping_is_the_whitened_step() -> None:
+    """Same-batch statistics, α = 1, ε = 0, bias correction on: one ACP step = one step of the closed form."""
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(20, 3, generator=g) + 1.0, torch.randn(20, 2, generator=g)
+    problem = single_layer(x, y)
+    reference = copy.deepcopy(problem.model)
+    cfg = ACPConfig(lr=0.1, batch_size=20, stats_batch_size=20, alpha=1.0, damping=0.0, bias_correction=True)
+    ACP(problem, cfg).step(0, problem.make_sampler(seed=0))
+    out = reference(x)
+    per_example = (out - y)  # ∇_a of ½‖a − y‖² per example
+    centred = x - x.mean(0)
+    dW, db = acp_direction(per_example, x, torch.linalg.inv(centred.T @ centred / 20), 1.0, True)
+    torch.testing.assert_close(problem.model[0].weight.detach(), reference[0].weight.detach() - 0.1 * dW)
+    torch.testing.assert_close(problem.model[0].bias.detach(), reference[0].bias.detach() - 0.1 * db)
+
+
+@pytest.mark.parametrize("optimizer", ["centered_sgd", "acp", "acp_fixed_alpha"])
+def test_george_methods_run_end_to_end(train, tmp_path: Path, optimizer: str) -> None:
+    torch.set_default_dtype(torch.float32)
+    code, err = train(f"optimizer={optimizer}", "dataset=mnist_5k", "model.encoder_dims=[784,32,8]",
+                      "optimizer.lr=0.001", "trainer.max_steps=12", "trainer.eval_every=6",
+                      "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / optimizer, tiny=False)
+    assert code == 0, err
+    metrics, summary = read_run(tmp_path / optimizer)
+    assert summary["status"] == "completed" and "lr" in metrics.columns
+    if optimizer != "centered_sgd":
+        assert metrics["alpha_mean"].dropna().gt(0).all()
