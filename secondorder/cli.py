@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from secondorder.errors import ConfigError, UserError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-CONFIG_GROUPS = ("dataset", "model", "optimizer", "trainer", "experiment")
+CONFIG_GROUPS = ("dataset", "model", "optimizer", "trainer", "experiment", "pretrain")
 
 log = logging.getLogger("secondorder")
 _single_run_failure: list[UserError] = []

@@ -18,6 +18,7 @@ from secondorder.data import DATASETS
 from secondorder.errors import ConfigError
 from secondorder.models import MODELS
 from secondorder.optim import OPTIMIZERS
+from secondorder.pretraining.rbm import NoPretrainConfig, RBMConfig
 from secondorder.problems.base import ObjectiveConfig
 from secondorder.validation import Check, check_tree, one_of, positive
 
@@ -78,12 +79,14 @@ class RunConfig:
     objective: ObjectiveConfig
     seed: int
     data_dir: str
+    pretrain: Any = None
 
 
 _REGISTRIES: dict[str, dict[str, Any]] = {
     "dataset": {name: entry.config for name, entry in DATASETS.items()},
     "model": {name: entry.config for name, entry in MODELS.items()},
     "optimizer": {name: cls.config_class for name, cls in OPTIMIZERS.items()},
+    "pretrain": {"none": NoPretrainConfig, "rbm": RBMConfig},
 }
 
 
@@ -115,11 +118,13 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     except OmegaConfBaseException as exc:
         raise ConfigError(describe_omegaconf_error(exc)) from None
     assert isinstance(plain, dict)
-    known = {"dataset", "model", "optimizer", "trainer", "objective", "seed", "data_dir", "run_dir", "out_root"}
+    known = {"dataset", "model", "optimizer", "trainer", "objective", "seed", "data_dir", "run_dir", "out_root",
+             "pretrain"}
     unknown = sorted(set(plain) - known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown top-level key; valid keys: {', '.join(sorted(known))}")
     sections: dict[str, Any] = {}
+    plain.setdefault("pretrain", {"name": "none"})
     for section, registry in _REGISTRIES.items():
         node = plain.get(section)
         if not isinstance(node, dict) or "name" not in node:

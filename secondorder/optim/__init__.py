@@ -13,6 +13,7 @@ from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
 from secondorder.optim.george import ACP, CenteredSGD
 from secondorder.optim.hf import HessianFree
 from secondorder.optim.kfac import KFAC
+from secondorder.optim.ncg import NonlinearCG
 from secondorder.problems.base import Problem
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -28,6 +29,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "centered_sgd": CenteredSGD,
     "acp": ACP,
     "acp_fixed_alpha": ACP,
+    "ncg": NonlinearCG,
 }
 
 
