@@ -27,7 +27,9 @@ _single_run_failure: list[UserError] = []
 
 
 def available_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """Config names in a group, nested ones as ``folder/name`` (e.g. ``table_4_3/curves_rand_hf``)."""
+    folder = CONF_DIR / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def check_group_choices(overrides: list[str]) -> None:

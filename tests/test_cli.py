@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from secondorder.cli import available_options
 from tests.conftest import TINY, read_run
 
 BIN = Path(sys.executable).parent
@@ -30,7 +31,8 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimizer=nope", "train: error: unknown optimizer 'nope'; available: adam, hf, kfac, kfac_tridiag, momentum"),
+        ("optimizer=nope", "train: error: unknown optimizer 'nope'; available: "
+         + ", ".join(available_options("optimizer"))),
         ("optimizer.lr=-1", "train: error: optimizer.lr=-1.0: must be > 0"),
         ("optimizer.lrr=1", "train: error: optimizer.lrr: unknown key"),
     ],
