@@ -46,6 +46,10 @@ bench-kfac: setup  ## K-FAC iteration time vs an Adam step → results/bench/<de
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache
 
+PROFILE ?= quick
+reproduce-table-4.3: setup  ## thesis Table 4.3 + Fig. 4.5 → results/table-4.3/$(PROFILE)/ (PROFILE=quick|full)
+	$(BIN)/python -m secondorder.experiments.table_4_3 --profile $(PROFILE)
+
 # Targets of later issues: they fail loudly until built.
-reproduce-table-4.3 bench:
+bench:
 	@echo "make $@: not built yet (see \`issues list\`: Table 4.3 and benchmark issues)" >&2; exit 2

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 
 from secondorder.report.runs import Run
 
-X_AXES = {"iteration": "iterations", "wall_time_s": "training time (s)"}
+X_AXES = {"iteration": "iterations", "wall_time_s": "training time (s)", "grad_evals": "gradient evaluations"}
 
 
 def provenance_line(runs: list[Run]) -> str:
@@ -23,7 +23,7 @@ def provenance_line(runs: list[Run]) -> str:
     return f"commit {', '.join(commits)} · {'; '.join(devices)} · iterations {', '.join(steps)}"
 
 
-def plot_errors(runs: list[Run], x: str, path: Path, log_y: bool = True) -> Path:
+def plot_errors(runs: list[Run], x: str, path: Path, log_y: bool = True, title: str | None = None) -> Path:
     """Train (solid) and test (dashed) error of each run against ``x``; data labels go in the title."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, run in enumerate(runs):
@@ -36,7 +36,7 @@ def plot_errors(runs: list[Run], x: str, path: Path, log_y: bool = True) -> Path
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel("error")
     labels = sorted({run.summary.get("data", {}).get("label", "?") for run in runs})
-    ax.set_title("; ".join(labels), fontsize=9)
+    ax.set_title((title + "\n" if title else "") + "; ".join(labels), fontsize=9)
     fig.text(0.01, 0.005, provenance_line(runs), fontsize=6, color="0.35", ha="left", va="bottom")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

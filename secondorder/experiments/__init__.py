@@ -1,0 +1,1 @@
+"""Drivers that reproduce a paper's table or figure end to end (``make reproduce-*``)."""

@@ -1,0 +1,65 @@
+"""The Table 4.3 driver and its report, on small synthetic run directories (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from secondorder.experiments import table_4_3
+from secondorder.experiments.runner import Cell, run_cells
+from secondorder.report.references import references
+
+
+def fake_run(folder: Path, train: float, test: float, status: str = "completed") -> None:
+    folder.mkdir(parents=True)
+    summary = {"status": status, "iteration": 7, "wall_time_s": 3.5, "optimizer": "hf", "dataset": "curves",
+               "final": {"train_error": train + 1, "test_error": test + 1},
+               "best": {"train_error": {"value": train}, "test_error": {"value": test}},
+               "data": {"label": "CURVES re-creation", "stand_in": True},
+               "provenance": {"git_commit": "abcdef1234567", "device_name": "cpu (test)", "torch": "x"}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    pd.DataFrame({"iteration": [0, 7], "wall_time_s": [0.0, 3.5], "grad_evals": [0, 7],
+                  "train_error": [200.0, train], "test_error": [201.0, test]}).to_csv(folder / "metrics.csv",
+                                                                                    index=False)
+    (folder / "config.yaml").write_text("seed: 0\n")
+
+
+def test_references_carry_the_thesis_numbers_with_their_source() -> None:
+    ref = references()["table_4_3"]
+    assert ref["rows"]["curves"]["rand_hf"] == [0.11, 0.20] and ref["rows"]["faces"]["pt_ncg"] == [None, 124]
+    assert "L1773" in ref["source"]
+
+
+def test_cells_cover_the_table_and_the_quick_profile_uses_offline_data(tmp_path: Path) -> None:
+    quick = {c.name: c for c in table_4_3.cells("quick", 60, tmp_path)}
+    assert len(quick) == 15
+    assert "dataset=mnist_5k" in quick["mnist_l2_rand_hf"].overrides
+    assert "dataset=faces_lfw" in quick["faces_pt_ncg"].overrides
+    assert "trainer.max_time_s=60" in quick["curves_pt_hf"].overrides
+    full = {c.name: c for c in table_4_3.cells("full", 60, tmp_path)}
+    assert full["faces_l2_pt_hf"].overrides == ["experiment=table_4_3/faces_l2_pt_hf"]
+
+
+def test_outputs_put_thesis_and_ours_side_by_side(tmp_path: Path) -> None:
+    cells = table_4_3.cells("quick", 60, tmp_path / "runs")
+    fake_run(tmp_path / "runs" / "curves_rand_hf", 12.5, 13.25)
+    fake_run(tmp_path / "runs" / "curves_pt_ncg", 20.0, 21.0)
+    fake_run(tmp_path / "runs" / "mnist_pt_hf", 9.0, 10.0, status="interrupted")
+    out = table_4_3.write_outputs(cells, "quick", tmp_path / "out")
+    table = (out / "table.md").read_text()
+    assert "| CURVES | thesis 0.74, 0.82 · ours 20, 21 | thesis 0.11, 0.2 · ours 12.5, 13.2 |" in table
+    assert "(interrupted)" in table and "(missing)" in table
+    assert "REDUCED BUDGET" in table and "commit abcdef1234" in table and "cpu (test)" in table
+    frame = pd.read_csv(out / "table.csv")
+    assert len(frame) == 15 and frame.set_index(["row", "column"]).loc[("curves", "rand_hf"), "ours_train"] == 12.5
+    assert (out / "figure-4.5.png").stat().st_size > 0
+    assert (out / "runs" / "curves_rand_hf" / "summary.json").exists()
+
+
+def test_run_cells_skips_completed_runs(tmp_path: Path) -> None:
+    fake_run(tmp_path / "done", 1.0, 2.0)
+    messages: list[str] = []
+    outcome = run_cells([Cell("done", ["experiment=nope"], tmp_path / "done")], log=messages.append)
+    assert outcome == {"done": "completed"} and messages[0].startswith("[skip]")
