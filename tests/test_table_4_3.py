@@ -63,3 +63,19 @@ def test_run_cells_skips_completed_runs(tmp_path: Path) -> None:
     messages: list[str] = []
     outcome = run_cells([Cell("done", ["experiment=nope"], tmp_path / "done")], log=messages.append)
     assert outcome == {"done": "completed"} and messages[0].startswith("[skip]")
+
+
+def test_report_groups_seeds_with_mean_and_band(tmp_path: Path) -> None:
+    from secondorder.report.command import main
+
+    for seed, shift in enumerate((0.0, 2.0)):
+        fake_run(tmp_path / "runs" / f"hf_seed{seed}", 10.0 + shift, 11.0 + shift)
+    fake_run(tmp_path / "runs" / "other", 30.0, 31.0)
+    other = json.loads((tmp_path / "runs" / "other" / "summary.json").read_text())
+    other["optimizer"] = "adam"
+    (tmp_path / "runs" / "other" / "summary.json").write_text(json.dumps(other))
+    main([str(tmp_path / "runs"), "--group-by", "optimizer", "--out", str(tmp_path / "out")])
+    for name in ("error_vs_iteration.png", "error_vs_time.png", "error_vs_gradients.png", "summary.md"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "| hf | 2 |" in text and "| adam | 1 |" in text

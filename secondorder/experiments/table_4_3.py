@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from secondorder.experiments.runner import Cell, run_cells
-from secondorder.report.plots import plot_errors
+from secondorder.report.plots import plot_groups
 from secondorder.report.references import references
-from secondorder.report.runs import Run, find_runs
+from secondorder.report.runs import Run, copy_run_records, find_runs
 
 ROWS = ("curves", "mnist", "mnist_l2", "faces", "faces_l2")
 COLUMNS = ("pt_ncg", "rand_hf", "pt_hf")
@@ -124,21 +123,13 @@ def write_outputs(cell_list: list[Cell], profile: str, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table)
     frame.to_csv(out / "table.csv", index=False)
-    for name, run in runs.items():
-        if run is None:
-            continue
-        target = out / "runs" / name
-        target.mkdir(parents=True, exist_ok=True)
-        for file in ("config.yaml", "summary.json", "metrics.csv"):
-            if (run.path / file).exists():
-                shutil.copyfile(run.path / file, target / file)
-    curves = [runs[f"curves_{c}"] for c in COLUMNS if runs.get(f"curves_{c}") is not None]
-    for run in curves:
-        run.summary = {**run.summary, "optimizer": {"pt_ncg": "PT+NCG", "rand_hf": "RAND+HF",
-                                                     "pt_hf": "PT+HF"}[run.path.name.removeprefix("curves_")]}
+    present = {name: run for name, run in runs.items() if run is not None}
+    copy_run_records(list(present.values()), out / "runs", {str(r.path): name for name, r in present.items()})
+    curves = {references()["table_4_3"]["columns"][c]: [runs[f"curves_{c}"]] for c in COLUMNS
+              if runs.get(f"curves_{c}") is not None}
     if curves:
-        plot_errors(curves, "wall_time_s", out / "figure-4.5.png", log_y=True,
-                    title=f"Thesis Fig. 4.5 — CURVES, error vs time (profile {profile})")
+        plot_groups(curves, "wall_time_s", out / "figure-4.5.png", log_y=True,
+                    title=f"Thesis Fig. 4.5 — CURVES, error vs time, pre-training included (profile {profile})")
     return out
 
 

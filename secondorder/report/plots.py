@@ -23,21 +23,40 @@ def provenance_line(runs: list[Run]) -> str:
     return f"commit {', '.join(commits)} · {'; '.join(devices)} · iterations {', '.join(steps)}"
 
 
-def plot_errors(runs: list[Run], x: str, path: Path, log_y: bool = True, title: str | None = None) -> Path:
-    """Train (solid) and test (dashed) error of each run against ``x``; data labels go in the title."""
+def _group_curve(runs: list[Run], x: str, column: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Mean and min/max of ``column`` across runs at the iterations they all evaluated; x averaged likewise."""
+    import pandas as pd
+
+    values, xs = [], []
+    for run in runs:
+        rows = run.evaluations.set_index("iteration")
+        values.append(rows[column])
+        xs.append(pd.Series(rows.index, index=rows.index, dtype=float) if x == "iteration" else rows[x])
+    table = pd.concat(values, axis=1, join="inner")
+    position = pd.concat(xs, axis=1, join="inner").loc[table.index].mean(axis=1)
+    return list(position), list(table.mean(axis=1)), list(table.min(axis=1)), list(table.max(axis=1))
+
+
+def plot_groups(groups: dict[str, list[Run]], x: str, path: Path, log_y: bool = True,
+                title: str | None = None) -> Path:
+    """Train (solid) and test (dashed) error per group against ``x``; several runs → mean with a min–max band."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, run in enumerate(runs):
-        rows = run.evaluations
+    everything = [run for runs in groups.values() for run in runs]
+    for i, (label, runs) in enumerate(groups.items()):
         color = f"C{i % 10}"
-        ax.plot(rows[x], rows["train_error"], color=color, label=f"{run.label} train")
-        ax.plot(rows[x], rows["test_error"], color=color, linestyle="--", label=f"{run.label} test")
+        suffix = f" (mean of {len(runs)})" if len(runs) > 1 else ""
+        for column, style in (("train_error", "-"), ("test_error", "--")):
+            xs, mean, low, high = _group_curve(runs, x, column)
+            ax.plot(xs, mean, color=color, linestyle=style, label=f"{label}{suffix} {column.split('_')[0]}")
+            if len(runs) > 1:
+                ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel("error")
-    labels = sorted({run.summary.get("data", {}).get("label", "?") for run in runs})
+    labels = sorted({run.summary.get("data", {}).get("label", "?") for run in everything})
     ax.set_title((title + "\n" if title else "") + "; ".join(labels), fontsize=9)
-    fig.text(0.01, 0.005, provenance_line(runs), fontsize=6, color="0.35", ha="left", va="bottom")
+    fig.text(0.01, 0.005, provenance_line(everything), fontsize=6, color="0.35", ha="left", va="bottom")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.03, 1, 1))

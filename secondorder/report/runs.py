@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,27 @@ def find_runs(paths: list[Path]) -> list[Run]:
     if not found:
         raise UserError(f"no runs under {', '.join(map(str, paths))} (looked for summary.json)")
     return found
+
+
+def copy_run_records(runs: list[Run], folder: Path, names: dict[str, str] | None = None) -> None:
+    """Each run's config.yaml, summary.json and metrics.csv beside a report: its provenance travels with it.
+
+    ``names`` maps a run's path (as a string) to the folder name to use; by default the run folder's name.
+    """
+    for run in runs:
+        target = folder / (names or {}).get(str(run.path), run.path.name)
+        if target.exists() and names is None:  # two runs with the same folder name: keep both
+            target = folder / "_".join(run.path.parts[-2:])
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "summary.json", "metrics.csv"):
+            if (run.path / name).exists():
+                shutil.copyfile(run.path / name, target / name)
+
+
+def group_runs(runs: list[Run], key: str) -> dict[str, list[Run]]:
+    """Runs grouped by a summary field (e.g. ``optimizer``); ``none`` keeps one group per run."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        label = run.label if key == "none" else str(run.summary.get(key, "?"))
+        groups.setdefault(label, []).append(run)
+    return groups

@@ -47,3 +47,18 @@ def to_markdown(frame: pd.DataFrame) -> str:
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def grouped_frame(groups: dict) -> pd.DataFrame:
+    """Per group: number of runs and mean / min / max of the final and best errors."""
+    rows = []
+    for label, runs in groups.items():
+        frame = summary_frame(runs)
+        row = {"group": label, "runs": len(runs)}
+        for column in ("final_train_error", "final_test_error", "best_train_error", "train_time_s"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            row[f"{column}_mean"] = values.mean()
+            row[f"{column}_min"] = values.min()
+            row[f"{column}_max"] = values.max()
+        rows.append(row)
+    return pd.DataFrame(rows)
