@@ -139,13 +139,13 @@ def _fail(message: str, code: int, prog: str = "train") -> None:
 
 
 def sweep(argv: list[str] | None = None) -> None:
-    """``sweep`` — biased random hyperparameter search (George 2017, Alg. 1); arrives with issue 8."""
-    _fail(
-        "sweep (biased random search) is not built yet; for a grid comparison use "
-        "`train -m optimizer=adam,sgd optimizer.lr=1e-3,1e-2 ...`",
-        2,
-        "sweep",
-    )
+    """``sweep search=<name> [overrides] [--method …] [--trials N] [--jobs N] [--dir DIR]`` — hyperparameter search."""
+    from secondorder.sweep import main as sweep_main
+
+    try:
+        sys.exit(sweep_main(sys.argv[1:] if argv is None else argv))
+    except UserError as exc:
+        _fail(str(exc), exc.exit_code, "sweep")
 
 
 def report(argv: list[str] | None = None) -> None:

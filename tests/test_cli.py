@@ -96,6 +96,24 @@ def test_report_on_nothing_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.startswith("report: error: no runs under")
 
 
-def test_sweep_says_it_is_not_built_yet(tmp_path: Path) -> None:
-    result = run_cli(script("sweep"), cwd=tmp_path)
-    assert result.returncode == 2 and "sweep: error: sweep (biased random search) is not built yet" in result.stderr
+def test_sweep_runs_trials_resumes_and_reports(tmp_path: Path, data_dir: Path) -> None:
+    args = [script("sweep"), "search=adam_lr", *TINY, f"data_dir={data_dir}", "trainer.max_steps=3",
+            "--trials", "3", "--dir", str(tmp_path / "sw")]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    history = (tmp_path / "sw" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 3 and "best: trial" in first.stdout
+    assert (tmp_path / "sw" / "trials" / "trial_002" / "summary.json").exists()
+    again = run_cli(*args[:-4], "--trials", "4", "--dir", str(tmp_path / "sw"), cwd=tmp_path)
+    assert again.returncode == 0 and "resuming" in again.stdout
+    lines = (tmp_path / "sw" / "history.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and lines[:3] == history  # finished trials kept, none rerun
+    assert "| trial | optimizer.lr |" in (tmp_path / "sw" / "summary.md").read_text()
+
+
+def test_sweep_bad_input_is_one_line(tmp_path: Path) -> None:
+    result = run_cli(script("sweep"), "search=nope", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("sweep: error: unknown search 'nope'; available:")
+    result = run_cli(script("sweep"), "search=adam_lr", "optimizer=nope", "--trials", "1", "--dir",
+                     str(tmp_path / "s"), cwd=tmp_path)
+    assert result.returncode == 2 and "every trial of the batch failed (train: error: unknown optimizer" in result.stderr
