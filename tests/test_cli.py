@@ -116,4 +116,5 @@ def test_sweep_bad_input_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.startswith("sweep: error: unknown search 'nope'; available:")
     result = run_cli(script("sweep"), "search=adam_lr", "optimizer=nope", "--trials", "1", "--dir",
                      str(tmp_path / "s"), cwd=tmp_path)
-    assert result.returncode == 2 and "every trial of the batch failed (train: error: unknown optimizer" in result.stderr
+    assert result.returncode == 2
+    assert "every trial of the batch failed (train: error: unknown optimizer" in result.stderr
