@@ -2,6 +2,7 @@
 
     sweep search=adam_lr dataset=curves trainer.max_steps=200           # conf/search/adam_lr.yaml
     sweep search=adam_lr --method random --trials 30 --jobs 2 --dir runs/sweeps/adam-curves
+    sweep search=adam_lr --launcher slurm --jobs 8 --sbatch "--partition=gpu --gres=gpu:1"
 
 The search space, method (grid / random / biased random search, :mod:`secondorder.search`), trial count, seed
 and criterion (a path into each trial's ``summary.json``, e.g. ``best.train_error``) come from the search
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -73,10 +76,24 @@ def read_history(path: Path) -> list[Trial]:
     return sorted(trials, key=lambda t: t.index)
 
 
-def run_trial(trial: Trial, base: list[str], run_dir: Path, criterion: str) -> Trial:
+def slurm_command(command: list[str], run_dir: Path, sbatch_args: list[str]) -> list[str]:
+    """Wrap a train command in ``sbatch --wait``: the trial becomes a SLURM job; this call blocks until it ends.
+
+    ``trainer.resume=auto`` in the command makes a requeued (preempted) job continue from its checkpoint.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wrapped = " ".join(shlex.quote(part) for part in command)
+    return ["sbatch", "--wait", "--parsable", "--requeue", f"--job-name=sweep-{run_dir.name}",
+            f"--output={run_dir}/slurm-%j.out", *sbatch_args, f"--wrap={wrapped}"]
+
+
+def run_trial(trial: Trial, base: list[str], run_dir: Path, criterion: str, launcher: str = "local",
+              sbatch_args: list[str] | None = None) -> Trial:
     overrides = [*base, *(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in trial.params.items())]
     command = [*train_executable(), *overrides, f"run_dir={run_dir}", "trainer.resume=auto",
                "trainer.progress=false"]
+    if launcher == "slurm":
+        command = slurm_command(command, run_dir, sbatch_args or [])
     result = subprocess.run(command, capture_output=True, text=True)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -112,6 +129,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--jobs", type=int, default=1, help="trials run at once (local processes)")
     parser.add_argument("--dir", type=Path, help="sweep directory (default runs/sweeps/<search>-<time>)")
+    parser.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                        help="slurm: each trial is an sbatch job (up to --jobs at once)")
+    parser.add_argument("--sbatch", default="", help="extra sbatch options, e.g. '--partition=gpu --gres=gpu:1'")
     args = parser.parse_args(argv)
     names = [o.split("=", 1)[1] for o in args.overrides if o.startswith("search=")]
     if len(names) != 1:
@@ -123,6 +143,8 @@ def main(argv: list[str]) -> int:
     seed = args.seed if args.seed is not None else int(spec.get("seed", 0))
     criterion = spec.get("criterion", "best.train_error")
     base = [o for o in args.overrides if not o.startswith("search=")]
+    if args.launcher == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("--launcher slurm needs SLURM's sbatch on PATH (see scripts/slurm_local_cluster.sh)")
     folder = args.dir or Path("runs/sweeps") / f"{names[0]}-{datetime.now():%Y-%m-%d_%H-%M-%S}"
     folder.mkdir(parents=True, exist_ok=True)
     history_path = folder / "history.jsonl"
@@ -134,8 +156,8 @@ def main(argv: list[str]) -> int:
         for index in range(len(history), min(trials, len(history) + max(1, args.jobs))):
             batch.append(Trial(index, propose(method, dims, history, index, seed, int(spec.get("grid_points", 5)))))
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            done = list(pool.map(lambda t: run_trial(t, base, folder / "trials" / f"trial_{t.index:03d}", criterion),
-                                 batch))
+            done = list(pool.map(lambda t: run_trial(t, base, folder.resolve() / "trials" / f"trial_{t.index:03d}",
+                                                     criterion, args.launcher, shlex.split(args.sbatch)), batch))
         with history_path.open("a") as handle:
             for t in done:
                 handle.write(json.dumps({"index": t.index, "params": t.params, "criterion": t.criterion,
