@@ -12,7 +12,8 @@ STAMP := $(VENV)/.secondorder-installed
 DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
-.PHONY: setup run test test-all lint data bench-curvature bench-kfac clean reproduce-table-4.3 bench
+.PHONY: setup run test test-all lint data bench-curvature bench-kfac clean reproduce-table-4.3 \
+        reproduce-kfac-autoencoders reproduce-kfra bench
 
 setup: $(STAMP)
 
@@ -49,6 +50,12 @@ clean:
 PROFILE ?= quick
 reproduce-table-4.3: setup  ## thesis Table 4.3 + Fig. 4.5 → results/table-4.3/$(PROFILE)/ (PROFILE=quick|full)
 	$(BIN)/python -m secondorder.experiments.table_4_3 --profile $(PROFILE)
+
+reproduce-kfac-autoencoders: setup  ## thesis Fig. 6.9/6.10 → results/kfac-autoencoders/$(PROFILE)/
+	$(BIN)/python -m secondorder.experiments.kfac_autoencoders --profile $(PROFILE)
+
+reproduce-kfra: setup  ## Botev et al. 2017 §5 → results/kfra/$(PROFILE)/
+	$(BIN)/python -m secondorder.experiments.kfra --profile $(PROFILE)
 
 # Targets of later issues: they fail loudly until built.
 bench:

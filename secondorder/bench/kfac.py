@@ -102,12 +102,16 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--methods", nargs="+", default=["kfac", "kfac_tridiag", "kfra", "kflr"])
     parser.add_argument("--kflr-iterations", type=int, default=2)
+    parser.add_argument("--kflr-models", nargs="*", default=["tiny", "curves", "mnist"],
+                        help="models on which KFLR is timed (one backward pass per output: slow on big nets)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     rows = []
     for model_name in args.models:
         for method in args.methods:
+            if method == "kflr" and model_name not in args.kflr_models:
+                continue
             count = args.kflr_iterations if method == "kflr" else args.iterations
             rows.append(measure(model_name, args.batch, count, method, device))
             print(f"done {model_name} {method}", flush=True)
@@ -125,7 +129,8 @@ def main(argv: list[str] | None = None) -> Path:
         f"{(env.get('git_commit') or 'unknown')[:10]}{' (dirty)' if env.get('git_dirty') else ''}; {env['date']}.",
         f"Random inputs, float32, fixed m; mean per step over {args.iterations} steps (KFLR: "
         f"{args.kflr_iterations}) after 3 warm-up steps, so K-FAC's inverse refresh (T₃ = 20) is amortised in; "
-        "KFRA/KFLR re-solve every step.",
+        "KFRA/KFLR re-solve every step; KFLR (one backward pass per output) is timed only on "
+        f"{', '.join(args.kflr_models)}.",
         "Command: `python -m secondorder.bench.kfac " + env["arguments"] + "`",
         "",
         "| model | params | m | method | gradient (s) | Adam step (s) | step (s) | × Adam | × gradient | × K-FAC |",
