@@ -1,0 +1,50 @@
+"""Every cell of every paper experiment composes into a valid run configuration; comparison reports build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from secondorder.config import validate
+from secondorder.experiments import kfac_autoencoders, kfra, table_4_3
+from tests.test_config import composed
+from tests.test_table_4_3 import fake_run
+
+
+def all_cells(profile: str):
+    yield from table_4_3.cells(profile, 60, Path("runs"))
+    yield from kfac_autoencoders.COMPARISON.cells(profile, Path("runs"))
+    cells = kfra.COMPARISON.cells(profile, Path("runs"))
+    yield from (cells if profile == "quick" else cells[::23])  # the full grid has 489 cells: a sample
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_cell_composes_and_validates(profile: str) -> None:
+    names = set()
+    for cell in all_cells(profile):
+        run = validate(composed(*cell.overrides))
+        assert cell.name not in names
+        names.add(cell.name)
+        if profile == "quick":
+            assert run.trainer.max_time_s is not None and run.dataset.name in {
+                "curves", "mnist_5k", "faces_lfw"}, cell.name
+
+
+def test_kfra_full_grid_follows_the_paper() -> None:
+    cells = {c.name: c for c in kfra.COMPARISON.cells("full", Path("runs"))}
+    assert len([n for n in cells if n.startswith("curves__sgd_")]) == 40  # 8 rates × 5 periods
+    faces = cells["faces__adam_lr2^-13_T0.0625"].overrides
+    assert "trainer.max_steps=160000" in faces and "optimizer.lr_halving_period=10000" in faces
+    assert "trainer.max_steps=20000" in cells["faces__kfra"].overrides
+
+
+def test_comparison_report_per_problem(tmp_path: Path) -> None:
+    comparison = kfac_autoencoders.COMPARISON
+    cells = comparison.cells("quick", tmp_path / "runs")
+    for name, value in (("curves__kfac_blockdiag", 5.0), ("curves__nag", 20.0)):
+        fake_run(tmp_path / "runs" / name, value, value + 1)
+    out = comparison.write(cells, "quick", tmp_path / "out")
+    text = (out / "summary.md").read_text()
+    assert "REDUCED BUDGET" in text and "## curves" in text and "no completed runs" in text
+    assert (out / "curves_error_vs_time.png").exists() and (out / "runs" / "curves__nag" / "summary.json").exists()
