@@ -13,7 +13,7 @@ DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
 .PHONY: setup run test test-all lint data bench-curvature bench-kfac clean reproduce-table-4.3 \
-        reproduce-kfac-autoencoders reproduce-kfra reproduce-george reproduce-all bench
+        reproduce-kfac-autoencoders reproduce-kfra reproduce-kfra-alignment reproduce-george reproduce-all bench
 
 setup: $(STAMP)
 
@@ -54,8 +54,11 @@ reproduce-table-4.3: setup  ## thesis Table 4.3 + Fig. 4.5 → results/table-4.3
 reproduce-kfac-autoencoders: setup  ## thesis Fig. 6.9/6.10 → results/kfac-autoencoders/$(PROFILE)/
 	$(BIN)/python -m secondorder.experiments.kfac_autoencoders --profile $(PROFILE)
 
-reproduce-kfra: setup  ## Botev et al. 2017 §5 → results/kfra/$(PROFILE)/
+reproduce-kfra: setup reproduce-kfra-alignment  ## Botev et al. 2017 §5 (+ odd/even, App. G.2) → results/kfra/$(PROFILE)/
 	$(BIN)/python -m secondorder.experiments.kfra --profile $(PROFILE)
+
+reproduce-kfra-alignment: setup  ## Botev et al. 2017 App. G.2 → results/kfra-alignment/$(PROFILE)/
+	$(BIN)/python -m secondorder.experiments.alignment --profile $(PROFILE) --data-dir $(DATA_DIR)
 
 reproduce-george: setup  ## George 2017 §4.1 table + Fig. 4.1, Figs 6.1/6.2 → results/george/$(PROFILE)/
 	$(BIN)/python -m secondorder.experiments.george --profile $(PROFILE) --data-dir $(DATA_DIR)

@@ -54,6 +54,18 @@ def check_group_choices(overrides: list[str]) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; available: {', '.join(options)}")
 
 
+def compose_run(overrides: list[str]) -> Any:
+    """The validated :class:`~secondorder.config.RunConfig` that ``train <overrides>`` would run (in-process
+    drivers such as the alignment experiment use it)."""
+    from hydra import compose, initialize_config_dir
+
+    from secondorder.config import validate
+
+    check_group_choices(overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return validate(compose(config_name="config", overrides=list(overrides)))
+
+
 def _task(cfg: DictConfig) -> float | None:
     """One Hydra job: validate, train, return the final training error (for Hydra sweepers)."""
     from hydra.core.hydra_config import HydraConfig

@@ -4,6 +4,7 @@
   errors"): Σ_pixels (ŷ − x)² per case, averaged over cases, with ŷ the loss's prediction (σ(z) for logistic
   outputs). No ½, unlike the squared-error *loss*.
 * ``classification_error`` — fraction of cases whose arg-max prediction differs from the label.
+* ``binary_error`` — fraction of cases whose predicted p(y = 1) falls on the wrong side of ½ (odd/even task).
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ def classification_error(prediction: Tensor, target: Tensor) -> Tensor:
     return (prediction.argmax(dim=1) != labels).to(prediction.dtype)
 
 
+def binary_error(prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-case 0/1 error for a prediction p(y = 1 | x) of shape (B,) and 0/1 targets."""
+    return ((prediction > 0.5).to(prediction.dtype) != target.reshape(prediction.shape)).to(prediction.dtype)
+
+
 METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "reconstruction_sse": reconstruction_sse,
     "classification_error": classification_error,
+    "binary_error": binary_error,
 }
 
 
@@ -39,4 +46,4 @@ def get_metric(name: str) -> Callable[[Tensor, Tensor], Tensor]:
         raise ConfigError(f"unknown metric {name!r}; available: {', '.join(sorted(METRICS))}") from None
 
 
-__all__ = ["METRICS", "classification_error", "get_metric", "reconstruction_sse"]
+__all__ = ["METRICS", "binary_error", "classification_error", "get_metric", "reconstruction_sse"]

@@ -28,7 +28,7 @@ def test_every_cell_composes_and_validates(profile: str) -> None:
         names.add(cell.name)
         if profile == "quick":
             assert run.trainer.max_time_s is not None and run.dataset.name in {
-                "curves", "mnist_5k", "faces_lfw"}, cell.name
+                "curves", "mnist_5k", "faces_lfw", "mnist_5k_parity"}, cell.name
 
 
 def test_kfra_full_grid_follows_the_paper() -> None:
@@ -37,6 +37,14 @@ def test_kfra_full_grid_follows_the_paper() -> None:
     faces = cells["faces__adam_lr2^-13_T0.0625"].overrides
     assert "trainer.max_steps=160000" in faces and "optimizer.lr_halving_period=10000" in faces
     assert "trainer.max_steps=20000" in cells["faces__kfra"].overrides
+    # §5.2 odd/even: KFLR / KFRA / K-FAC for 5 000 updates, Adam's grid only, 40 000 updates (L266)
+    oddeven = [n for n in cells if n.startswith("oddeven__")]
+    assert {"oddeven__kflr", "oddeven__kfra", "oddeven__kfac", "oddeven__adam_default"} <= set(oddeven)
+    assert len(oddeven) == 4 + 40 and not any(n.startswith("oddeven__sgd") for n in oddeven)
+    assert "trainer.max_steps=5000" in cells["oddeven__kflr"].overrides
+    assert "dataset=mnist_parity" in cells["oddeven__kflr"].overrides
+    assert "trainer.max_steps=40000" in cells["oddeven__adam_lr2^-6_T1"].overrides
+    assert not any(n.startswith("curves__kflr") for n in cells)  # KFLR only where the paper ran it
 
 
 def test_comparison_report_per_problem(tmp_path: Path) -> None:

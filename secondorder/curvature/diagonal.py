@@ -126,10 +126,11 @@ def ggn_diagonal_estimate(problem: Any, batch: Any, params: ParamDict | None = N
     # Each case appears ``samples`` times with its own Rademacher vector: one vectorised pass.
     slices = tuple(t.repeat_interleave(samples, dim=0) for t in problem.case_slices(batch))
     with torch.no_grad():
-        z0, _, _ = torch.func.vmap(lambda *case: problem.case_outputs(params, *case))(*slices)
+        z0, y0, _ = torch.func.vmap(lambda *case: problem.case_outputs(params, *case))(*slices)
     v = torch.randint(0, 2, z0.shape, generator=generator, device="cpu").to(z0.device, z0.dtype) * 2 - 1
     flat_z = z0.reshape(-1, z0.shape[-1])
-    u = loss.output_hessian_sqrt_t_vector(flat_z, v.reshape(flat_z.shape)).reshape(z0.shape)
+    flat_y = y0.reshape(flat_z.shape[0], *y0.shape[2:]) if loss.needs_targets else None
+    u = loss.output_hessian_sqrt_t_vector(flat_z, v.reshape(flat_z.shape), flat_y).reshape(z0.shape)
 
     def projected_outputs(p: ParamDict, *case_and_u: Tensor) -> Tensor:
         *case, u_case = case_and_u

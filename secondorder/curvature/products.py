@@ -21,6 +21,7 @@ parameters (``include_l2``). Structural damping (Martens & Sutskever 2011; thesi
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +79,14 @@ def _add_l2(problem: Any, v: ParamDict, out: ParamDict, include: bool) -> ParamD
     return {k: out[k] + problem.l2 * v[k] if k in problem.l2_names else out[k] for k in out}
 
 
+def curvature_targets(problem: Any, batch: Any, params: ParamDict) -> Tensor | None:
+    """The batch's targets where the loss's output curvature depends on them (non-matching losses), else None."""
+    if not getattr(problem.loss, "needs_targets", False):
+        return None
+    with torch.no_grad():
+        return problem.outputs(batch, params)[1]
+
+
 class CurvatureOperator:
     """Base: a symmetric operator on parameter dicts, with a flat-vector ``mv`` for solvers."""
 
@@ -102,9 +111,11 @@ class GGNOperator(CurvatureOperator):
         self.scale = 1.0 / problem.cases(batch)
         self.include_l2 = include_l2
         self.lin = LinearisedOutputs(lambda p: problem.outputs(batch, p)[0], self.params, mode)
+        self.output_map = functools.partial(problem.loss.output_hessian_vector,
+                                            y=curvature_targets(problem, batch, self.params))
 
     def __call__(self, v: ParamDict) -> ParamDict:
-        out = self.lin.product(v, self.problem.loss.output_hessian_vector, self.scale)
+        out = self.lin.product(v, self.output_map, self.scale)
         return _add_l2(self.problem, v, out, self.include_l2)
 
 

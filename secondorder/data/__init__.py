@@ -16,7 +16,16 @@ from typing import Any
 from secondorder.data.cifar10 import Cifar10Config, load_cifar10
 from secondorder.data.curves import CurvesConfig, load_curves
 from secondorder.data.faces import FacesConfig, FacesLfwConfig, load_faces
-from secondorder.data.mnist import Mnist5kClassConfig, Mnist5kConfig, MnistClassConfig, MnistConfig, load_mnist
+from secondorder.data.mnist import (
+    Mnist5kClassConfig,
+    Mnist5kConfig,
+    Mnist5kParityConfig,
+    MnistClassConfig,
+    MnistConfig,
+    MnistParityConfig,
+    load_mnist,
+)
+from secondorder.data.pathological import TASKS as PATHOLOGICAL_TASKS
 from secondorder.data.ptb import PtbCharConfig, PtbConfig, load_ptb
 from secondorder.data.sequence_tasks import DncCopyConfig, PathologicalConfig, load_sequence_task
 from secondorder.data.sequences import GeneratedSequences, SequenceBatch, TokenCorpus
@@ -35,6 +44,8 @@ DATASETS: dict[str, DatasetEntry] = {
     "mnist_class": DatasetEntry(MnistClassConfig, load_mnist),
     "mnist_5k": DatasetEntry(Mnist5kConfig, load_mnist),
     "mnist_5k_class": DatasetEntry(Mnist5kClassConfig, load_mnist),
+    "mnist_parity": DatasetEntry(MnistParityConfig, load_mnist),
+    "mnist_5k_parity": DatasetEntry(Mnist5kParityConfig, load_mnist),
     "faces": DatasetEntry(FacesConfig, load_faces),
     "faces_lfw": DatasetEntry(FacesLfwConfig, load_faces),
     "cifar10": DatasetEntry(Cifar10Config, load_cifar10),
@@ -42,6 +53,9 @@ DATASETS: dict[str, DatasetEntry] = {
     "ptb_char": DatasetEntry(PtbCharConfig, load_ptb),
     "pathological": DatasetEntry(PathologicalConfig, load_sequence_task),
     "dnc_copy": DatasetEntry(DncCopyConfig, load_sequence_task),
+    # dataset=addition etc.: one config per pathological problem (conf/dataset/<task>.yaml)
+    **{task: DatasetEntry(PathologicalConfig, load_sequence_task) for task in PATHOLOGICAL_TASKS
+       if task != "dnc_copy"},
 }
 
 

@@ -12,8 +12,9 @@ Sources, chosen explicitly:
   test (4 000 / 1 000). Labelled as a subset in every output.
 
 Views (``dataset.task``): ``autoencoder`` (targets = inputs; H&S 784-1000-500-250-30 autoencoder, thesis
-Table 4.2) and ``classification`` (targets = labels 0–9); ``mnist_class`` / ``mnist_5k_class`` select the
-latter.
+Table 4.2), ``classification`` (targets = labels 0–9; ``mnist_class`` / ``mnist_5k_class``) and ``parity``
+(targets = label mod 2 with the mixture-of-two-binary-classifiers loss of Botev et al. 2017 eq. 27;
+``mnist_parity`` / ``mnist_5k_parity``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ class MnistClassConfig(MnistConfig):
     task: str = "classification"
     loss: str = "softmax_ce"
     metric: str = "classification_error"
+
+
+@dataclass
+class MnistParityConfig(MnistConfig):
+    """KFRA §5.2's odd/even task: the eq. 27 mixture head, 0/1 error."""
+
+    name: str = "mnist_parity"
+    task: str = "parity"
+    loss: str = "mixture_binary"
+    metric: str = "binary_error"
+
+
+@dataclass
+class Mnist5kParityConfig(MnistParityConfig):
+    name: str = "mnist_5k_parity"
 
 
 @dataclass

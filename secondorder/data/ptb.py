@@ -41,6 +41,7 @@ class PtbConfig:
     batch_size: int = 20
     eval_batch_size: int = 10
     eval_train_tokens: int | None = None
+    eval_tokens: int | None = None
     loss: str = "softmax_ce"
     metric: str = "perplexity"
 
@@ -49,7 +50,7 @@ class PtbConfig:
             one_of(self, "level", ["word", "char"]),
             one_of(self, "metric", ["perplexity", "bits_per_char"]),
             *positive(self, "bptt", "batch_size", "eval_batch_size"),
-            *positive(self, "eval_train_tokens", allow_none=True),
+            *positive(self, "eval_train_tokens", "eval_tokens", allow_none=True),
         ]
 
 

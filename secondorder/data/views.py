@@ -7,7 +7,7 @@ import torch
 from secondorder.data.splits import DataSplits
 from secondorder.errors import ConfigError
 
-TASKS = ("autoencoder", "classification")
+TASKS = ("autoencoder", "classification", "parity")
 
 
 def make_splits(
@@ -23,11 +23,17 @@ def make_splits(
 ) -> DataSplits:
     """Inputs (float, cases × features) with labels → the requested view.
 
-    ``autoencoder``: targets are the inputs. ``classification``: targets are the int64 labels.
+    ``autoencoder``: targets are the inputs. ``classification``: targets are the int64 labels. ``parity``: float
+    targets y = label mod 2 (1 = odd digit; the KFRA paper's odd/even task, §5.2, leaves the coding open [choice]).
     """
     (x_train, y_train), (x_test, y_test) = train, test
     if task == "autoencoder":
         return DataSplits(name, x_train, x_train, x_test, x_test, source, label, stand_in)
+    if task == "parity":
+        if y_train is None:
+            raise ConfigError(f"dataset.task=parity: {name} has no labels")
+        return DataSplits(name, x_train, (y_train % 2).float(), x_test, (y_test % 2).float(), source, label,
+                          stand_in)
     if task == "classification":
         if y_train is None or num_classes is None:
             raise ConfigError(f"dataset.task=classification: {name} has no labels")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from secondorder.experiments.runner import Cell, run_cells
 from secondorder.report.plots import plot_groups
+from secondorder.report.profiles import write_profiles
 from secondorder.report.runs import copy_run_records, find_runs
 from secondorder.report.tables import summary_frame, to_markdown
 
@@ -28,9 +29,12 @@ class Method:
 
 @dataclass(frozen=True)
 class ProblemSpec:
+    """A problem's ``train`` overrides per profile; ``methods`` replaces the comparison's list where given."""
+
     label: str
     full: tuple[str, ...]
     quick: tuple[str, ...]
+    methods: tuple[Method, ...] | None = None
 
 
 @dataclass
@@ -46,7 +50,7 @@ class Comparison:
     def cells(self, profile: str, runs_root: Path) -> list[Cell]:
         out = []
         for problem in self.problems:
-            for method in self.methods:
+            for method in problem.methods or self.methods:
                 overrides = [*(o.format(problem=problem.label) for o in method.overrides),
                              *(problem.full if profile == "full" else problem.quick)]
                 if profile == "quick":
@@ -79,6 +83,10 @@ class Comparison:
                       f"Plots: `{problem.label}_error_vs_iteration.png`, `…_time.png`, `…_gradients.png`.", ""]
             copy_run_records(list(found.values()), out / "runs",
                              {str(r.path): f"{problem.label}__{m}" for m, r in found.items()})
+        completed = find_runs([c.run_dir for c in cells if (c.run_dir / "summary.json").exists()]) if any(
+            (c.run_dir / "summary.json").exists() for c in cells) else []
+        if len({r.path.name.split("__")[1] for r in completed}) > 1:
+            lines += [write_profiles(completed, out, f"{self.title} ({profile})", "dirname", "dirname")]
         (out / "summary.md").write_text("\n".join(lines) + "\n")
         return out
 

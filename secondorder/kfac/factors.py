@@ -95,7 +95,7 @@ def collect_statistics(layers: LinearLayers, run_forward, loss, targets: str,
             for k in range(z.shape[1]):
                 unit = torch.zeros_like(zd)
                 unit[:, k] = 1.0
-                direction = loss.output_hessian_sqrt_t_vector(zd, unit)  # Sᵀ e_k per case
+                direction = loss.output_hessian_sqrt_t_vector(zd, unit, y)  # Sᵀ e_k per case
                 grads.append(layers.backward_grads((z * direction).sum(), retain_graph=k < z.shape[1] - 1))
             estimates = KroneckerFactors.estimates([a.detach() for a in inputs], grads, cross)
             estimates["G"] = [g * len(grads) for g in estimates["G"]]  # a sum over k, not a mean over draws

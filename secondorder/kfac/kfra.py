@@ -56,12 +56,12 @@ def kfra_statistics(layers: LinearLayers, activations: list[nn.Module], run_forw
     if cross:
         raise ConfigError("KFRA gives block-diagonal factors only (use approximation=blockdiag)")
     with layers.capture():
-        z, _ = run_forward()
+        z, y = run_forward()
         inputs = [a.detach() for a in layers.inputs]
         pre = [o.detach() for o in layers.outputs]
     n = z.shape[0]
     A = [a.T @ a / n for a in inputs]
-    G: list[Tensor] = [loss.mean_output_hessian(z.detach())]
+    G: list[Tensor] = [loss.mean_output_hessian(z.detach(), y)]
     for i in range(len(layers) - 1, 0, -1):
         weight = layers.modules[i].weight.detach()
         h = pre[i - 1]

@@ -13,6 +13,7 @@ from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
 from secondorder.optim.george import ACP, CenteredSGD
 from secondorder.optim.hf import HessianFree
 from secondorder.optim.kfac import KFAC
+from secondorder.optim.kfac_rnn import KFACRNN
 from secondorder.optim.ncg import NonlinearCG
 from secondorder.problems.base import Problem
 
@@ -26,6 +27,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "kfac_tridiag": KFAC,
     "kfra": KFAC,
     "kflr": KFAC,
+    "kfac_rnn": KFACRNN,
     "centered_sgd": CenteredSGD,
     "acp": ACP,
     "acp_fixed_alpha": ACP,

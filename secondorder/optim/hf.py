@@ -12,7 +12,9 @@ One HF iteration k, with θ the parameters and h the objective (ℓ2 prior inclu
    plus structural damping μ·λ·(1/N) Σ J_cᵀ H_d J_c for recurrent models (§4.6.4; the λ·μ scaling follows
    the widely used Theano HF, configurable).
 5. PCG from x₀ = ζ δ_{k−1} (ζ = 0.95, §4.8; δ_{k−1} the previous run's last iterate, as in Martens' code, or
-   the backtracked one), progress-based termination and at most ``max_cg_iters`` = 250 (:mod:`.cg`).
+   the backtracked one), progress-based termination and at most ``max_cg_iters`` = 250 (:mod:`.cg`); for the
+   RNN problems (``cg_stop_rule=objective_90``, thesis L1807) CG stops once the reduction of h on the curvature
+   batch, checked at the backtracking points, falls below 90 % of the largest reduction seen in this run.
 6. CG-backtracking (§4.6.7): from the last stored iterate, walk back through the stored ones while h on S′
    does not get worse; the chosen iterate is the proposal p.
 7. Reduction ratio ρ = (h(θ+p) − h(θ)) / (½ pᵀ(B + η)p + ∇hᵀp) on the curvature batch (undamped quadratic;
@@ -44,7 +46,7 @@ from secondorder.curvature import (
 )
 from secondorder.curvature.params import ParamDict
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
-from secondorder.optim.cg import STOP_CODES, backtracking_schedule, pcg
+from secondorder.optim.cg import STOP_CODES, ObjectiveReductionStop, backtracking_schedule, pcg
 from secondorder.optim.linesearch import armijo_backtracking
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, non_negative, one_of, positive
@@ -69,6 +71,7 @@ class HFConfig:
     min_cg_iters: int = 1
     cg_tolerance: float = 5e-4
     cg_tolerance_mode: str = "per_step"
+    cg_stop_rule: str = "progress"
     cg_init_decay: float = 0.95
     cg_init_from: str = "last"
     backtracking: bool = True
@@ -99,6 +102,7 @@ class HFConfig:
             in_range(self, "rho_low", -1e9, self.rho_high),
             in_range(self, "cg_init_decay", 0.0, 1.0, closed_high=True),
             one_of(self, "cg_tolerance_mode", ["per_step", "window"]),
+            one_of(self, "cg_stop_rule", ["progress", "objective_90"]),
             one_of(self, "cg_init_from", ["last", "backtracked"]),
             ("backtrack_growth", self.backtrack_growth > 1.0, "must be > 1"),
             in_range(self, "line_search_shrink", 0.0, 1.0),
@@ -204,9 +208,13 @@ class HessianFree(Optimizer):
                 return r / scale
 
         x0 = cfg.cg_init_decay * self.previous if self.previous is not None else torch.zeros_like(theta)
+        stop = None
+        if cfg.cg_stop_rule == "objective_90":
+            stop = ObjectiveReductionStop(lambda x: self._h(curvature_batch, theta + x),
+                                          self._h(curvature_batch, theta), set(self.schedule), costs)
         result = pcg(damped, -grad, x0, precondition=precondition, max_iters=cfg.max_cg_iters,
                      min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
-                     store_at=self.schedule if cfg.backtracking else [])
+                     store_at=self.schedule if cfg.backtracking else [], stop=stop)
         costs.curvature_products += result.products
         stats.update(cg_iters=result.iterations, cg_stop=STOP_CODES[result.reason],
                      cg_q=result.q_values[-1])

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from secondorder.curvature.params import ParamDict, detached_params
+from secondorder.curvature.products import curvature_targets
 from secondorder.kfac.factors import KroneckerFactors, collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse, CholeskyBlockDiagonal
 from secondorder.kfac.kfra import activations_after, kfra_statistics
@@ -235,6 +236,7 @@ class KFAC(Optimizer):
         n_fisher = problem.cases(fisher_batch)
         use_momentum = cfg.momentum and self.previous is not None
 
+        y_fisher = curvature_targets(problem, fisher_batch, params)
         z = None
         jv_previous = None
         if use_momentum:
@@ -248,9 +250,9 @@ class KFAC(Optimizer):
             delta_flat = torch.cat([delta[n].reshape(-1) for n in grad])
             z, jv_delta = self._jvp(fisher_batch, params, delta)
             costs.curvature_products += 1
-            hv_delta = problem.loss.output_hessian_vector(z, jv_delta)
+            hv_delta = problem.loss.output_hessian_vector(z, jv_delta, y_fisher)
             if use_momentum:
-                hv_prev = problem.loss.output_hessian_vector(z, jv_previous)
+                hv_prev = problem.loss.output_hessian_vector(z, jv_previous, y_fisher)
                 gram = torch.tensor([[float((jv_delta * hv_delta).sum()), float((jv_delta * hv_prev).sum())],
                                      [float((jv_previous * hv_delta).sum()), float((jv_previous * hv_prev).sum())]],
                                     dtype=torch.float64) / n_fisher

@@ -32,7 +32,7 @@ def build_problem(run: Any, device: torch.device, dtype: torch.dtype) -> Problem
         d = run.dataset
         problem: Problem = LanguageModelProblem(
             model, get_loss(d.loss), data, run.objective, device, d.bptt, d.batch_size, d.eval_batch_size,
-            d.eval_train_tokens, d.metric,
+            d.eval_train_tokens, d.metric, d.eval_tokens,
         )
     elif isinstance(data, GeneratedSequences):
         problem = SequenceTaskProblem(model, get_loss(data.task.loss), data, run.objective, device, dtype,

@@ -5,7 +5,8 @@ carried from one window to the next (:class:`~secondorder.problems.samplers.Stre
 the mean cross-entropy per token (nats). Evaluation runs each split the same way with ``eval_batch_size``
 streams and reports perplexity exp(mean CE) for words or bits per character mean CE / ln 2 for characters —
 on the training text (``eval_train_tokens`` limits it to a prefix, to keep evaluation cheap), the validation
-text (``valid_*`` columns) and the test text.
+text (``valid_*`` columns) and the test text (``eval_tokens`` limits those two to a prefix — for reduced runs, and
+labelled in the run's data description).
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ class LanguageModelProblem(Problem):
 
     def __init__(self, model: nn.Module, loss: MatchingLoss, corpus: TokenCorpus, objective: ObjectiveConfig,
                  device: torch.device, bptt: int, batch_size: int, eval_batch_size: int,
-                 eval_train_tokens: int | None, metric: str) -> None:
+                 eval_train_tokens: int | None, metric: str, eval_tokens: int | None = None) -> None:
         super().__init__(model, loss, objective)
         self.corpus = corpus
         self.bptt, self.batch_size, self.eval_batch_size = bptt, batch_size, eval_batch_size
         self.metric = metric
         train = corpus.train if eval_train_tokens is None else corpus.train[:eval_train_tokens]
+        self.eval_tokens = eval_tokens
+        valid, test = (corpus.valid, corpus.test) if eval_tokens is None else (corpus.valid[:eval_tokens],
+                                                                               corpus.test[:eval_tokens])
         self.streams = {"train": corpus.train.to(device), "train_eval": train.to(device),
-                        "valid": corpus.valid.to(device), "test": corpus.test.to(device)}
+                        "valid": valid.to(device), "test": test.to(device)}
 
     def outputs(self, batch: SequenceBatch, params: dict[str, Tensor] | None = None):
         logits, final = self.call_model(params, batch.inputs, batch.state)
@@ -87,7 +91,10 @@ class LanguageModelProblem(Problem):
         return result
 
     def describe_data(self) -> dict[str, object]:
-        return self.corpus.describe()
+        description = self.corpus.describe()
+        if self.eval_tokens is not None:
+            description["evaluation"] = f"valid/test perplexity on their first {self.eval_tokens} tokens only"
+        return description
 
     @property
     def data_label(self) -> str:

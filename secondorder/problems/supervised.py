@@ -89,7 +89,7 @@ class SupervisedProblem(Problem):
                 "pick a matching model=..."
             )
         targets = self.data.train_targets[:2]
-        if targets.is_floating_point() and out.shape != targets.shape:
+        if targets.is_floating_point() and out.shape != self.loss.output_shape(targets.shape):
             raise ConfigError(
                 f"model outputs shape {tuple(out.shape[1:])} but {self.data.name} targets have shape "
                 f"{tuple(targets.shape[1:])}; pick a matching model=..."

@@ -1,0 +1,164 @@
+"""K-FAC for recurrent networks (Martens, Ba & Johnson, ICLR 2018; seed004 report §4).
+
+One iteration on a batch of m sequences of length T:
+
+1. One forward pass recording every block's inputs and outputs (:class:`~secondorder.kfac.sequence_layers.
+   SequenceLayers`); the gradient ∇h of the objective; a second backward pass of the summed loss at targets
+   *sampled from the model* (the Fisher, L43–L45) gives the g_t.
+2. Exponentially decayed averages of A₀, A₁, G₀, G₁ (decay ε_k = min(1 − 1/k, ``stats_decay``), as K-FAC).
+3. Every ``inverse_period`` iterations (and at k ≤ 3) the pre-processing of pseudo-code C.3 for the chosen
+   approximation (``approx``: indep = eqn 6, option1 = eqn 8, option2 = eqn 9) with factored Tikhonov damping λ
+   on V₀ (:class:`~secondorder.kfac.temporal.TemporalInverse`). The paper ran it asynchronously and used stale
+   results (L349); a synchronous period stands in for that staleness.
+4. v = F̂⁻¹ ĝ per block, where ĝ = (N/m)∇h is the gradient of the *per-sequence* summed loss (the Fisher is
+   that of a sequence; N is the number of cases the objective averages over — tokens for language models).
+5. Step size: Ba et al. (2017) §5, adopted by the paper (L351) — the update is rescaled so that its
+   quadratic-model size stays within a trust region C: c = min(1, √(C / (η² ĝᵀv))), with ĝᵀv = vᵀF̂v
+   (TF K-FAC's ``_update_clip_coeff``; report §4.3). Then momentum: u ← μu + c v, θ ← θ − η u.
+
+The paper reports no values for η, C, μ, λ or the statistics decay (all grid-searched, L351): the defaults in
+``conf/optimizer/kfac_rnn.yaml`` are our choices, marked there. Logged per iteration: ``clip`` (c),
+``psi_max`` (largest |ψ̂| product, option1, or σ_max(Ψ̂), option2, over blocks) and ``clipped`` (spectral-bound
+guards that fired; report §2.10).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from secondorder.kfac.sequence_layers import SequenceLayers
+from secondorder.kfac.temporal import APPROXIMATIONS, Factor, TemporalInverse
+from secondorder.optim.base import Optimizer, StepCosts, StepResult
+from secondorder.problems.samplers import Sampler
+from secondorder.validation import Check, in_range, one_of, positive
+
+
+@dataclass
+class KFACRNNConfig:
+    name: str = "kfac_rnn"
+    approx: str = "option2"
+    batch_size: int = 200
+    lr: float = 0.1
+    momentum: float = 0.9
+    trust_region: float = 0.01
+    damping: float = 1e-3
+    stats_decay: float = 0.95
+    inverse_period: int = 20
+    max_dense_factor: int = 4096
+    seed: int = 0
+
+    def check(self) -> list[Check]:
+        return [one_of(self, "approx", list(APPROXIMATIONS)),
+                *positive(self, "batch_size", "lr", "trust_region", "damping", "inverse_period",
+                          "max_dense_factor"),
+                in_range(self, "momentum", 0.0, 1.0), in_range(self, "stats_decay", 0.0, 1.0)]
+
+
+def _fold(old: Factor | None, new: Factor, decay: float) -> Factor:
+    if old is None:
+        return new
+    c1 = None if new.c1 is None else decay * old.c1 + (1 - decay) * new.c1
+    return Factor(decay * old.c0 + (1 - decay) * new.c0, c1, new.diagonal)
+
+
+class KFACRNN(Optimizer):
+    config_class = KFACRNNConfig
+    stat_names = ("clip", "psi_max", "clipped")
+
+    def __init__(self, problem: Any, cfg: KFACRNNConfig) -> None:
+        super().__init__(problem, cfg)
+        self.layers = SequenceLayers(problem.model, cfg.max_dense_factor)
+        self.names = [n for n, p in problem.model.named_parameters() if p.requires_grad]
+        self.A: list[Factor | None] = [None] * len(self.layers.blocks)
+        self.G: list[Factor | None] = [None] * len(self.layers.blocks)
+        self.inverses = [TemporalInverse(cfg.approx) for _ in self.layers.blocks]
+        self.length = 1
+        self.updates = 0
+        self.velocity: dict[str, Tensor] | None = None
+        self.refreshed_with: tuple[list[Factor | None], list[Factor | None], int] | None = None
+        device = next(problem.model.parameters()).device
+        self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    # ------------------------------------------------------------------ statistics and gradient
+    def _gradient_and_statistics(self, batch: Any) -> tuple[Tensor, dict[str, Tensor], int]:
+        problem = self.problem
+        with self.layers.capture():
+            z, y = problem.outputs(batch)
+        h = problem.loss.per_case(z, y).sum() / problem.cases(batch) + problem.l2_penalty()
+        grads = torch.autograd.grad(h, self.params, retain_graph=True)
+        sampled = problem.loss.sample_targets(z.detach(), self.generator)
+        outputs = self.layers.outputs()
+        output_grads = torch.autograd.grad(problem.loss.per_case(z, sampled).sum(), outputs, allow_unused=True)
+        output_grads = [torch.zeros_like(o) if g is None else g for o, g in zip(outputs, output_grads, strict=True)]
+        A, G, m, T = self.layers.statistics(list(output_grads))
+        self.updates += 1
+        decay = min(1.0 - 1.0 / self.updates, self.cfg.stats_decay)
+        self.A = [_fold(old, new, decay) for old, new in zip(self.A, A, strict=True)]
+        self.G = [_fold(old, new, decay) for old, new in zip(self.G, G, strict=True)]
+        self.length = T
+        return h.detach(), {n: g.detach() for n, g in zip(self.names, grads, strict=True)}, m
+
+    # ------------------------------------------------------------------ one iteration
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
+        cfg, problem = self.cfg, self.problem
+        k = iteration + 1
+        costs = StepCosts()
+        batch = sampler.next(cfg.batch_size)
+        h, grad, m = self._gradient_and_statistics(batch)
+        costs.grad_evals += 2  # the gradient and the sampled-target backward pass share one forward pass
+        stats: dict[str, float] = {"lambda": cfg.damping, "clip": math.nan, "psi_max": math.nan, "clipped": 0}
+        if not (math.isfinite(float(h)) and all(bool(torch.isfinite(g).all()) for g in grad.values())):
+            return StepResult(float(h) if not math.isfinite(float(h)) else math.nan, costs, stats)
+        if k <= 3 or k % cfg.inverse_period == 0:
+            self.refreshed_with = (list(self.A), list(self.G), self.length)  # factors are replaced, never mutated
+            self._refresh()
+            costs.inversions += 2 * len(self.inverses)
+        scale = problem.cases(batch) / m  # ĝ: gradient of the per-sequence summed loss
+        direction: dict[str, Tensor] = {}
+        for block, inverse in zip(self.layers.blocks, self.inverses, strict=True):
+            direction.update(block.split(inverse.apply(scale * block.gradient_matrix(grad))))
+        quadratic = sum(float((scale * grad[n] * direction[n]).sum()) for n in self.names)
+        clip = min(1.0, math.sqrt(cfg.trust_region / (cfg.lr**2 * quadratic))) if quadratic > 0 else 1.0
+        if self.velocity is None:
+            self.velocity = {n: torch.zeros_like(g) for n, g in grad.items()}
+        with torch.no_grad():
+            for name, p in zip(self.names, self.params, strict=True):
+                self.velocity[name].mul_(cfg.momentum).add_(direction[name], alpha=clip)
+                p.sub_(cfg.lr * self.velocity[name])
+        ranges = [inv.psi_range[1] for inv in self.inverses if not math.isnan(inv.psi_range[1])]
+        stats.update(clip=clip, psi_max=max(ranges) if ranges else math.nan,
+                     clipped=sum(inv.clipped for inv in self.inverses))
+        return StepResult(float(h), costs, stats)
+
+    def _refresh(self) -> None:
+        A_list, G_list, length = self.refreshed_with
+        for inverse, A, G in zip(self.inverses, A_list, G_list, strict=True):
+            inverse.refresh(A, G, self.cfg.damping, [length], [1.0])
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        def pack(factors: list[Factor | None]) -> list[Any]:
+            return [None if f is None else (f.c0, f.c1, f.diagonal) for f in factors]
+
+        refreshed = None if self.refreshed_with is None else (
+            pack(self.refreshed_with[0]), pack(self.refreshed_with[1]), self.refreshed_with[2])
+        return {"A": pack(self.A), "G": pack(self.G), "length": self.length, "updates": self.updates,
+                "velocity": self.velocity, "generator": self.generator.get_state(), "refreshed_with": refreshed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        def unpack(items: list[Any]) -> list[Factor | None]:
+            return [None if f is None else Factor(*f) for f in items]
+
+        self.A, self.G = unpack(state["A"]), unpack(state["G"])
+        self.length, self.updates = state["length"], state["updates"]
+        self.velocity = state["velocity"]
+        self.generator.set_state(state["generator"])
+        refreshed = state["refreshed_with"]
+        if refreshed is not None:  # the inverses in use are rebuilt from the factors they were computed from
+            self.refreshed_with = (unpack(refreshed[0]), unpack(refreshed[1]), refreshed[2])
+            self._refresh()

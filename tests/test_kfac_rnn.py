@@ -1,0 +1,143 @@
+"""K-FAC for RNNs on the hand-written LSTM and the RNN: captured sequences rebuild the gradient, the factors are
+the exact Fisher block where the Kronecker factorisation is exact, and the optimiser trains and resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from secondorder.kfac.sequence_layers import SequenceLayers
+from secondorder.losses import SoftmaxCE
+from secondorder.models.lstm import LSTMConfig, LSTMLanguageModel
+from secondorder.models.rnn import RecurrentNet, RNNConfig
+from tests.conftest import read_run
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def lstm(vocab: int = 7) -> LSTMLanguageModel:
+    torch.manual_seed(0)
+    model = LSTMLanguageModel(vocab, LSTMConfig(embedding_dim=3, hidden_dim=4, layers=2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    return model
+
+
+def run_and_capture(model, inputs, loss_fn):
+    layers = SequenceLayers(model)
+    with layers.capture():
+        out, _ = model(inputs)
+    loss = loss_fn(out)
+    grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    output_grads = torch.autograd.grad(loss, layers.outputs())
+    named = dict(zip([n for n, _ in model.named_parameters()], grads, strict=True))
+    return layers, layers.sequences(list(output_grads)), named
+
+
+@pytest.mark.parametrize("kind", ["lstm", "rnn"])
+def test_captured_sequences_rebuild_the_shared_weight_gradient(kind: str) -> None:
+    """𝒟W = Σ_t g_t a_tᵀ (L121) for every block: gates called per step, maps called once on (B, T, d), the
+    embedding (one-hot inputs), with and without a bias."""
+    g = torch.Generator().manual_seed(1)
+    if kind == "lstm":
+        model, inputs = lstm(), torch.randint(0, 7, (3, 5), generator=g)
+        targets = torch.randint(0, 7, (3, 5), generator=g)
+        loss_fn = lambda out: SoftmaxCE().per_case(out.reshape(-1, 7), targets.reshape(-1)).sum()  # noqa: E731
+    else:
+        torch.manual_seed(0)
+        model, inputs = RecurrentNet(2, 3, RNNConfig(hidden_dim=4)), torch.randn(3, 6, 2, generator=g)
+        loss_fn = lambda out: out.pow(2).sum()  # noqa: E731
+    layers, sequences, grads = run_and_capture(model, inputs, loss_fn)
+    assert {b.name for b in layers.blocks} >= ({"embedding", "readout", "layers.0.gates.0"} if kind == "lstm"
+                                              else {"input", "recurrent", "output"})
+    for block, (a, g_seq) in zip(layers.blocks, sequences, strict=True):
+        if block.is_embedding:
+            a = torch.nn.functional.one_hot(a, block.module.num_embeddings).to(g_seq.dtype)
+        else:
+            a = layers.homogeneous(block, a)
+        rebuilt = torch.einsum("bto,bti->oi", g_seq, a)
+        torch.testing.assert_close(rebuilt, block.gradient_matrix(grads), msg=block.name)
+
+
+def test_one_step_factors_are_the_exact_fisher_block_of_the_lstm() -> None:
+    """T = 1, one input repeated: ∇W = g aᵀ, so the Fisher block is E_y[g gᵀ] ⊗ a aᵀ exactly; A₀ must be a aᵀ and
+    the sampled-target G₀ must match E_y[g gᵀ] (enumerated over the 7 tokens) to Monte-Carlo accuracy."""
+    model = lstm()
+    n = 20000
+    token = torch.full((n, 1), 3)
+    layers = SequenceLayers(model)
+    with layers.capture():
+        logits, _ = model(token)
+    z = logits.reshape(n, 7)
+    sampled = SoftmaxCE().sample_targets(z, torch.Generator().manual_seed(2))
+    output_grads = torch.autograd.grad(SoftmaxCE().per_case(z, sampled).sum(), layers.outputs())
+    A, G, m, T = layers.statistics(list(output_grads))
+    assert (m, T) == (n, 1)
+    names = [b.name for b in layers.blocks]
+    i = names.index("layers.1.gates.2")  # the second layer's candidate gate
+    block = layers.blocks[i]
+    p = torch.softmax(z[0].detach(), 0)
+    params = dict(model.named_parameters())
+    exact = 0
+    for y in range(7):
+        loss = SoftmaxCE().per_case(model(token[:1])[0].reshape(1, 7), torch.tensor([y])).sum()
+        gw, gb = torch.autograd.grad(loss, [params[f"{block.name}.weight"], params[f"{block.name}.bias"]])
+        vec = torch.cat([gw, gb[:, None]], 1).reshape(-1)
+        exact = exact + p[y] * torch.outer(vec, vec)
+    approx = torch.kron(G[i].c0, A[i].c0)
+    assert float((approx - exact).norm() / exact.norm()) < 0.05
+    a_sequences = layers.sequences(list(output_grads))[i][0]
+    a = layers.homogeneous(block, a_sequences)[0, 0]
+    torch.testing.assert_close(A[i].c0, torch.outer(a, a))  # exact, no sampling
+    embedding = A[names.index("embedding")]
+    assert embedding.diagonal and embedding.c0.tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert A[i].c1 is not None and float(A[i].c1.abs().max()) == 0  # T = 1: no lag-1 pairs
+
+
+def tiny_lm(*extra: str) -> tuple[str, ...]:
+    return ("dataset=ptb_char", "dataset.bptt=12", "dataset.batch_size=6", "optimizer.batch_size=6",
+            "dataset.eval_train_tokens=600", "dataset.eval_tokens=600", "model.hidden_dim=12",
+            "model.embedding_dim=8", "trainer.device=cpu", "trainer.progress=false", *extra)
+
+
+@pytest.mark.parametrize("approx", ["indep", "option1", "option2"])
+def test_kfac_rnn_trains_a_character_lstm(train, tmp_path: Path, approx: str) -> None:
+    torch.set_default_dtype(torch.float32)
+    code, err = train("optimizer=kfac_rnn", f"optimizer.approx={approx}", *tiny_lm(
+        "trainer.max_steps=12", "trainer.eval_every=12", "trainer.log_every=1"), run_dir=tmp_path / "r", tiny=False)
+    assert code == 0, err
+    metrics, _ = read_run(tmp_path / "r")
+    evaluated = metrics.dropna(subset=["train_error"])
+    assert evaluated.train_error.iloc[-1] < evaluated.train_error.iloc[0]  # bits per character fall
+    logged = metrics.dropna(subset=["clip"])
+    assert len(logged) == 12 and ((logged["clip"] > 0) & (logged["clip"] <= 1)).all()
+    assert (logged.psi_max.dropna() < 1).all() if approx != "indep" else logged.psi_max.isna().all()
+
+
+def test_kfac_rnn_resumes_exactly_and_runs_on_an_rnn_task(train, tmp_path: Path) -> None:
+    torch.set_default_dtype(torch.float32)
+    common = tiny_lm("optimizer=kfac_rnn", "optimizer.inverse_period=4", "trainer.max_steps=10",
+                     "trainer.eval_every=5", "trainer.log_every=1")
+    assert train(*common, run_dir=tmp_path / "straight", tiny=False)[0] == 0
+    assert train(*common[:-3], "trainer.max_steps=6", "trainer.eval_every=5", "trainer.log_every=1",
+                 run_dir=tmp_path / "split", tiny=False)[0] == 0
+    code, err = train(*common, "trainer.resume=true", run_dir=tmp_path / "split", tiny=False)
+    assert code == 0, err
+    straight, resumed = read_run(tmp_path / "straight")[0], read_run(tmp_path / "split")[0]
+    columns = ["iteration", "loss", "clip"]  # (the split run also evaluated where it stopped, at 6)
+    pd.testing.assert_frame_equal(straight[columns], resumed[columns])
+    assert straight.train_error.iloc[-1] == resumed.train_error.iloc[-1]
+    code, err = train("optimizer=kfac_rnn", "dataset=pathological", "dataset.task=addition", "dataset.T=10",
+                      "dataset.n_test=100", "optimizer.batch_size=50", "trainer.max_steps=3",
+                      "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / "rnn", tiny=False)
+    assert code == 0, err
