@@ -13,7 +13,8 @@ DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
 .PHONY: setup run test test-all lint data bench-curvature bench-kfac clean reproduce-table-4.3 \
-        reproduce-kfac-autoencoders reproduce-kfra reproduce-kfra-alignment reproduce-george reproduce-all bench
+        reproduce-kfac-autoencoders reproduce-kfra reproduce-kfra-alignment reproduce-george reproduce-hf-rnn \
+        reproduce-kfac-rnn reproduce-all bench
 
 setup: $(STAMP)
 
@@ -63,7 +64,14 @@ reproduce-kfra-alignment: setup  ## Botev et al. 2017 App. G.2 → results/kfra-
 reproduce-george: setup  ## George 2017 §4.1 table + Fig. 4.1, Figs 6.1/6.2 → results/george/$(PROFILE)/
 	$(BIN)/python -m secondorder.experiments.george --profile $(PROFILE) --data-dir $(DATA_DIR)
 
-reproduce-all: reproduce-table-4.3 reproduce-kfac-autoencoders reproduce-kfra reproduce-george
+reproduce-hf-rnn: setup  ## thesis §4.13 Fig. 4.7: HF ± structural damping on the RNN problems → results/hf-rnn/$(PROFILE)/
+	$(BIN)/python -m secondorder.experiments.hf_rnn --profile $(PROFILE)
+
+reproduce-kfac-rnn: setup  ## Martens, Ba & Johnson 2018 §4: K-FAC for RNNs on PTB and copy → results/kfac-rnn/$(PROFILE)/
+	$(BIN)/python -m secondorder.experiments.kfac_rnn --profile $(PROFILE)
+
+reproduce-all: reproduce-table-4.3 reproduce-kfac-autoencoders reproduce-kfra reproduce-george reproduce-hf-rnn \
+               reproduce-kfac-rnn
 
 # Targets of later issues: they fail loudly until built.
 bench:

@@ -30,6 +30,7 @@ class TrainerConfig:
     max_steps: int | None = 1000
     max_time_s: float | None = None
     max_epochs: float | None = None
+    target_test_error: float | None = None
     eval_every: int = 100
     log_every: int = 10
     checkpoint_every: int = 500
@@ -50,6 +51,7 @@ class TrainerConfig:
                 any(v is not None for v in (self.max_steps, self.max_time_s, self.max_epochs)),
                 "set at least one budget (max_steps, max_time_s or max_epochs)",
             ),
+            ("target_test_error", self.target_test_error is None or self.target_test_error >= 0, "must be ≥ 0"),
             one_of(self, "dtype", ["float32", "float64"]),
             ("polyak_decay", self.polyak_decay is None or 0.0 <= self.polyak_decay < 1.0, "must lie in [0, 1)"),
             *positive(self, "polyak_start"),

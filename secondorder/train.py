@@ -193,7 +193,14 @@ class Trainer:
             (t.max_steps is None or self.iteration < t.max_steps)
             and (t.max_time_s is None or self.wall_time < t.max_time_s)
             and (t.max_epochs is None or self.sampler.epochs < t.max_epochs)
+            and not self.target_reached()
         )
+
+    def target_reached(self) -> bool:
+        """``trainer.target_test_error``: the last evaluation's test error is at or below it (success criteria
+        such as the RNN problems' < 1 % wrong sequences, thesis L1809; time-to-target runs)."""
+        target = self.tcfg.target_test_error
+        return target is not None and self.last_eval.get("test_error", math.inf) <= target
 
     def evaluate(self) -> dict[str, float]:
         """The problem's evaluation at θ and, with iterate averaging, at θ̄ (``*_avg`` columns); ``best`` keeps
@@ -245,7 +252,9 @@ class Trainer:
             "data": self.problem.describe_data(),
             "model": {"name": self.run.model.name,
                       "parameters": sum(p.numel() for p in self.problem.model.parameters())},
-            "budget": {"max_steps": t.max_steps, "max_time_s": t.max_time_s, "max_epochs": t.max_epochs},
+            "budget": {"max_steps": t.max_steps, "max_time_s": t.max_time_s, "max_epochs": t.max_epochs,
+                       "target_test_error": t.target_test_error},
+            "target_reached": self.target_reached(),
             "seed": self.run.seed,
             "pretraining": self.pretraining,
             "dtype": t.dtype,

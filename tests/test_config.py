@@ -105,7 +105,12 @@ def test_unknown_group_choice_lists_the_options() -> None:
 @pytest.mark.parametrize("experiment", available_options("experiment"))
 def test_every_experiment_composes_and_validates(experiment: str) -> None:
     run = validate(composed(f"experiment={experiment}"))
-    if experiment.startswith(("kfac_", "nag_")):  # the K-FAC paper's settings
+    if experiment.startswith("kfac_rnn_"):  # K-FAC for RNNs: the paper's batch of 200 for every method
+        assert run.dataset.name == experiment.removeprefix("kfac_rnn_") and run.dataset.batch_size == 200
+        assert run.optimizer.name == "kfac_rnn" and run.optimizer.batch_size == 200
+    elif experiment == "hf_rnn":  # thesis §4.13
+        assert run.optimizer.name == "hf" and run.optimizer.max_cg_iters == 300 and run.dataset.name == "addition"
+    elif experiment.startswith(("kfac_", "nag_")):  # the K-FAC paper's settings
         assert run.objective.l2 == 1e-5 and run.trainer.polyak_decay == 0.99
         assert run.dataset.name == experiment.split("_")[1]
     else:  # thesis Table 4.3 cells

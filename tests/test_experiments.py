@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from secondorder.config import validate
-from secondorder.experiments import kfac_autoencoders, kfra, table_4_3
+from secondorder.experiments import hf_rnn, kfac_autoencoders, kfac_rnn, kfra, table_4_3
 from tests.test_config import composed
 from tests.test_table_4_3 import fake_run
 
@@ -17,6 +17,9 @@ def all_cells(profile: str):
     yield from kfac_autoencoders.COMPARISON.cells(profile, Path("runs"))
     cells = kfra.COMPARISON.cells(profile, Path("runs"))
     yield from (cells if profile == "quick" else cells[::23])  # the full grid has 489 cells: a sample
+    yield from kfac_rnn.COMPARISON.cells(profile, Path("runs"))
+    cells = hf_rnn.cells(profile, Path("runs"))
+    yield from (cells if profile == "quick" else cells[::7])
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
@@ -28,7 +31,8 @@ def test_every_cell_composes_and_validates(profile: str) -> None:
         names.add(cell.name)
         if profile == "quick":
             assert run.trainer.max_time_s is not None and run.dataset.name in {
-                "curves", "mnist_5k", "faces_lfw", "mnist_5k_parity"}, cell.name
+                "curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy",
+                "addition", "temporal_order_2bit"}, cell.name
 
 
 def test_kfra_full_grid_follows_the_paper() -> None:
@@ -68,3 +72,30 @@ def test_george_search_table_quick_shape(tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "figure-4.1.png").stat().st_size > 0
     for cell in george.COMPARISON.cells("quick", tmp_path):
         validate(composed(*cell.overrides))
+
+
+def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) -> None:
+    full = {c.name: c for c in hf_rnn.cells("full", tmp_path)}
+    assert len(full) == 8 * 5 * 2
+    run = validate(composed(*full["addition_T100_structural"].overrides))
+    assert run.optimizer.gradient_batch == 10000 and run.optimizer.gradient_batch // run.optimizer.curvature_chunks \
+        == 1000 and run.optimizer.max_cg_iters == 300 and run.optimizer.cg_stop_rule == "objective_90"
+    assert run.optimizer.structural_damping == pytest.approx(1 / 30) and run.optimizer.initial_lambda == 0.1
+    assert run.trainer.target_test_error < 0.01 and run.dataset.T == 100
+    plain = validate(composed(*full["xor_T50_tikhonov"].overrides))
+    assert plain.optimizer.structural_damping == 0 and plain.optimizer.initial_lambda == 0.3
+    assert validate(composed(*full["random_permutation_T150_structural"].overrides)).optimizer.initial_lambda == 15
+    fake = tmp_path / "run"
+    fake.mkdir()
+    (fake / "summary.json").write_text('{"costs": {"grad_evals": 3, "curvature_products": 250}}')
+    (fake / "config.yaml").write_text("optimizer:\n  gradient_batch: 10000\n  curvature_chunks: 10\n")
+    assert hf_rnn.minibatches(fake) == 3 * 10 + 250  # a gradient = 10 minibatches, a CG product = 1
+
+
+def test_kfac_rnn_experiment_uses_the_papers_setting() -> None:
+    cells = {c.name: c for c in kfac_rnn.COMPARISON.cells("full", Path("runs"))}
+    word = validate(composed(*cells["ptb_word__kfac_option1"].overrides))
+    assert (word.dataset.bptt, word.dataset.batch_size, word.optimizer.batch_size) == (35, 200, 200)
+    assert word.model.hidden_dim == 650 and word.model.layers == 2 and word.optimizer.approx == "option1"
+    char = validate(composed(*cells["ptb_char__adam"].overrides))
+    assert (char.dataset.bptt, char.model.hidden_dim, char.optimizer.batch_size) == (100, 128, 200)

@@ -146,3 +146,30 @@ def test_hf_on_an_rnn_with_structural_damping(train, tmp_path: Path) -> None:
     assert code == 0, err
     metrics, _ = read_run(tmp_path / "rnn")
     assert metrics.cg_iters.dropna().min() >= 1
+
+
+def test_rnn_ninety_percent_rule_stops_when_the_objective_reduction_falls_back() -> None:
+    """Thesis L1807: stop CG once the reduction of the objective falls below 90 % of the best so far; checked
+    only at the stored iterates. Here h(x) = ‖x − 1‖² along CG iterates that overshoot after the 3rd check."""
+    from secondorder.optim.cg import ObjectiveReductionStop
+
+    values = iter([8.0, 5.0, 4.0, 4.5, 6.0])  # h at the successive checkpoints; h(θ) = 10
+    stop = ObjectiveReductionStop(lambda x: next(values), 10.0, {5, 7, 9, 11, 15})
+    decisions = [stop(i, [], torch.zeros(1)) for i in (5, 6, 7, 9, 11)]
+    # reductions 2, 5, 6 (best), then 5.5 ≥ 0.9·6 = 5.4 → continue; the next check would be 4 < 5.4
+    assert decisions == [False, False, False, False, False]
+    assert stop(15, [], torch.zeros(1)) is True
+    assert [r for _, r in stop.reductions] == [2.0, 5.0, 6.0, 5.5, 4.0]
+
+
+def test_hf_on_an_rnn_task_with_the_rnn_settings(train, tmp_path) -> None:
+    """experiment=hf_rnn composes the thesis's RNN settings and runs (structural damping, 90 % rule, target)."""
+    code, err = train("experiment=hf_rnn", "dataset=addition", "dataset.T=10", "dataset.n_test=200",
+                      "optimizer.gradient_batch=200", "optimizer.max_cg_iters=30", "trainer.max_steps=2",
+                      "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / "r", tiny=False)
+    assert code == 0, err
+    from tests.conftest import read_run
+
+    metrics, summary = read_run(tmp_path / "r")
+    assert summary["budget"]["target_test_error"] == 0.0099 and summary["dataset"] == "addition"
+    assert metrics.cg_iters.dropna().le(30).all() and metrics["lambda"].dropna().iloc[0] > 0

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from secondorder.errors import ConfigError
 from secondorder.losses import LOSSES, SigmoidBCE, SoftmaxCE, SquaredError, get_loss
 
-
 MATCHING = sorted(name for name, cls in LOSSES.items() if not cls.needs_targets)  # mixture: test_mixture_loss.py
 
 

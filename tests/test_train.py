@@ -226,3 +226,18 @@ def test_one_step_on_every_image_dataset(train, tmp_path: Path, dataset_files: P
     metrics, summary = read_run(tmp_path / dataset)
     assert summary["status"] == "completed" and metrics.test_error.notna().iloc[-1]
     assert summary["data"]["stand_in"] == (dataset in {"curves", "mnist_5k", "mnist_5k_class", "faces_lfw"})
+
+
+def test_training_stops_at_the_target_test_error(train, tmp_path: Path) -> None:
+    """trainer.target_test_error ends a run at the first evaluation at or below it (thesis L1809's success)."""
+    code, _ = train("trainer.max_steps=15", "trainer.eval_every=5", run_dir=tmp_path / "free")
+    errors = read_run(tmp_path / "free")[0].dropna(subset=["test_error"]).set_index("iteration").test_error
+    assert code == 0 and errors[0] > errors[5]
+    target = (errors[0] + errors[5]) / 2
+    code, err = train("trainer.max_steps=15", "trainer.eval_every=5", f"trainer.target_test_error={target}",
+                      run_dir=tmp_path / "r")
+    assert code == 0, err
+    _, summary = read_run(tmp_path / "r")
+    assert summary["iteration"] == 5 and summary["target_reached"] and summary["status"] == "completed"
+    code, err = train("trainer.max_steps=10", "trainer.target_test_error=-1", run_dir=tmp_path / "bad")
+    assert code == 2 and "target_test_error" in err

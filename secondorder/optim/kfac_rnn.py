@@ -42,11 +42,11 @@ from secondorder.validation import Check, in_range, one_of, positive
 class KFACRNNConfig:
     name: str = "kfac_rnn"
     approx: str = "option2"
-    batch_size: int = 200
+    batch_size: int = 250
     lr: float = 0.1
     momentum: float = 0.9
     trust_region: float = 0.01
-    damping: float = 1e-3
+    damping: float = 1e-2
     stats_decay: float = 0.95
     inverse_period: int = 20
     max_dense_factor: int = 4096
