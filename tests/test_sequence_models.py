@@ -92,3 +92,26 @@ def test_rnn_recurrence() -> None:
     outputs, final = model(x)
     torch.testing.assert_close(outputs, torch.stack(expected, dim=1))
     torch.testing.assert_close(final, h)
+
+
+def test_layer_normalised_lstm_baseline(train, tmp_path) -> None:
+    """model.layer_norm=true (Ba et al. 2016; the K-FAC-RNN paper's baselines, L369): normalised gates and cell,
+    gains start at 1; trains with Adam; K-FAC for RNNs and cuDNN refuse it with a one-line error."""
+    import torch
+
+    from secondorder.models.lstm import LSTMConfig, LSTMLanguageModel, initialise_uniform_
+
+    model = LSTMLanguageModel(11, LSTMConfig(embedding_dim=4, hidden_dim=6, layers=1, layer_norm=True))
+    initialise_uniform_(model, 0.1, torch.Generator().manual_seed(0))
+    assert len(model.layers[0].norms) == 5 and bool((model.layers[0].norms[0].weight == 1).all())
+    logits, _ = model(torch.randint(0, 11, (2, 3)))
+    assert logits.shape == (2, 3, 11) and bool(torch.isfinite(logits).all())
+    common = ("dataset=ptb_char", "dataset.bptt=8", "dataset.batch_size=4", "dataset.eval_train_tokens=200",
+              "dataset.eval_tokens=200", "model.hidden_dim=8", "model.embedding_dim=4", "model.layer_norm=true",
+              "trainer.max_steps=2", "trainer.device=cpu", "trainer.progress=false")
+    code, err = train("optimizer=adam", *common, run_dir=tmp_path / "adam", tiny=False)
+    assert code == 0, err
+    code, err = train("optimizer=kfac_rnn", *common, run_dir=tmp_path / "kfac", tiny=False)
+    assert code == 2 and "nn.Linear or nn.Embedding" in err and err.count("\n") == 1
+    code, err = train("optimizer=adam", *common, "model.cell=cudnn", run_dir=tmp_path / "cudnn", tiny=False)
+    assert code == 2 and "model.layer_norm" in err

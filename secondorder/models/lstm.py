@@ -13,6 +13,10 @@ in the loss). ``cell=cudnn`` swaps the layers for ``nn.LSTM`` (same function and
 first-order baselines only); :func:`copy_into_cudnn` maps the weights across (gate order i, f, g, o).
 Initialisation: every weight U[−init_scale, init_scale], biases 0 (Zaremba et al. 2014: 0.1 small, 0.05
 medium; forget-gate bias 0 as in the TensorFlow reference).
+
+``layer_norm=true`` gives the layer-normalised LSTM of Ba, Kiros & Hinton (2016) used for the K-FAC-RNN paper's
+Adam / SGD baselines (L369): each gate's pre-activation and the cell state before its tanh are normalised
+(LayerNorm with gain and bias). For first-order baselines only — its LayerNorm parameters are no Kronecker block.
 """
 
 from __future__ import annotations
@@ -36,19 +40,23 @@ class LSTMConfig:
     layers: int = 2
     cell: str = "linear"
     init_scale: float = 0.05
+    layer_norm: bool = False
 
     def check(self) -> list[Check]:
         return [*positive(self, "embedding_dim", "hidden_dim", "layers", "init_scale"),
-                one_of(self, "cell", ["linear", "cudnn"])]
+                one_of(self, "cell", ["linear", "cudnn"]),
+                ("layer_norm", not (self.layer_norm and self.cell == "cudnn"),
+                 "needs model.cell=linear (cuDNN's LSTM has no layer normalisation)")]
 
 
 class LSTMLayer(nn.Module):
     """One LSTM layer; ``gates[k]`` is the ``nn.Linear`` of gate ``GATES[k]`` on [x_t; h_{t−1}]."""
 
-    def __init__(self, input_dim: int, hidden_dim: int) -> None:
+    def __init__(self, input_dim: int, hidden_dim: int, layer_norm: bool = False) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
         self.gates = nn.ModuleList(nn.Linear(input_dim + hidden_dim, hidden_dim) for _ in GATES)
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_dim) for _ in range(len(GATES) + 1)) if layer_norm else None
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """x: (B, T, input_dim) → outputs (B, T, hidden_dim) and the final (h, c)."""
@@ -57,8 +65,10 @@ class LSTMLayer(nn.Module):
         for t in range(x.shape[1]):
             a = torch.cat([x[:, t], h], dim=1)
             i, f, g, o = (gate(a) for gate in self.gates)
+            if self.norms is not None:
+                i, f, g, o = (norm(v) for norm, v in zip(self.norms, (i, f, g, o), strict=False))
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h = torch.sigmoid(o) * torch.tanh(c if self.norms is None else self.norms[-1](c))
             outputs.append(h)
         return torch.stack(outputs, dim=1), (h, c)
 
@@ -74,7 +84,7 @@ class LSTMLanguageModel(nn.Module):
         if cfg.cell == "cudnn":
             self.lstm = nn.LSTM(cfg.embedding_dim, cfg.hidden_dim, cfg.layers, batch_first=True)
         else:
-            self.layers = nn.ModuleList(LSTMLayer(dims[k], cfg.hidden_dim) for k in range(cfg.layers))
+            self.layers = nn.ModuleList(LSTMLayer(dims[k], cfg.hidden_dim, cfg.layer_norm) for k in range(cfg.layers))
         self.readout = nn.Linear(cfg.hidden_dim, vocab_size)
 
     def initial_state(self, batch_size: int, like: Tensor) -> State:
@@ -100,9 +110,11 @@ class LSTMLanguageModel(nn.Module):
 
 @torch.no_grad()
 def initialise_uniform_(model: nn.Module, scale: float, generator: torch.Generator) -> None:
-    """Every parameter ~ U[−scale, scale] except biases (0)."""
+    """Every parameter ~ U[−scale, scale] except biases (0) and layer-norm gains (1)."""
     for name, p in model.named_parameters():
-        if "bias" in name:
+        if ".norms." in name and name.endswith("weight"):
+            p.fill_(1.0)
+        elif "bias" in name:
             p.zero_()
         else:
             p.copy_((2 * torch.rand(p.shape, generator=generator, dtype=torch.float64) - 1) * scale)
