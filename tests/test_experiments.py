@@ -13,12 +13,15 @@ from tests.test_table_4_3 import fake_run
 
 
 def all_cells(profile: str):
-    yield from table_4_3.cells(profile, 60, Path("runs"))
-    yield from kfac_autoencoders.COMPARISON.cells(profile, Path("runs"))
-    cells = kfra.COMPARISON.cells(profile, Path("runs"))
+    from secondorder.experiments import george
+
+    yield from table_4_3.cells(profile, 60, Path("runs/table"))
+    yield from kfac_autoencoders.COMPARISON.cells(profile, Path("runs/kfac-autoencoders"))
+    cells = kfra.COMPARISON.cells(profile, Path("runs/kfra"))
     yield from (cells if profile == "quick" else cells[::23])  # the full grid has 489 cells: a sample
-    yield from kfac_rnn.COMPARISON.cells(profile, Path("runs"))
-    cells = hf_rnn.cells(profile, Path("runs"))
+    yield from kfac_rnn.COMPARISON.cells(profile, Path("runs/kfac-rnn"))
+    yield from george.COMPARISON.cells(profile, Path("runs/george"))
+    cells = hf_rnn.cells(profile, Path("runs/hf-rnn"))
     yield from (cells if profile == "quick" else cells[::7])
 
 
@@ -27,8 +30,8 @@ def test_every_cell_composes_and_validates(profile: str) -> None:
     names = set()
     for cell in all_cells(profile):
         run = validate(composed(*cell.overrides))
-        assert cell.name not in names
-        names.add(cell.name)
+        assert cell.run_dir not in names  # no two cells share a run directory
+        names.add(cell.run_dir)
         if profile == "quick":
             assert run.trainer.max_time_s is not None and run.dataset.name in {
                 "curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy",
@@ -99,3 +102,30 @@ def test_kfac_rnn_experiment_uses_the_papers_setting() -> None:
     assert word.model.hidden_dim == 650 and word.model.layers == 2 and word.optimizer.approx == "option1"
     char = validate(composed(*cells["ptb_char__adam"].overrides))
     assert (char.dataset.bptt, char.model.hidden_dim, char.optimizer.batch_size) == (100, 128, 200)
+
+
+def test_george_full_profile_tunes_each_first_order_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figs 6.1/6.2: a biased-random-search sweep per method and problem, then the best rate; K-FAC untouched."""
+    import json
+
+    from secondorder import sweep
+    from secondorder.experiments import george
+
+    calls = []
+
+    def fake_sweep(argv):
+        calls.append(argv)
+        folder = Path(argv[argv.index("--dir") + 1])
+        folder.mkdir(parents=True)
+        rows = [{"index": i, "params": {"optimizer.lr": lr}, "criterion": c, "status": "completed", "run_dir": "x"}
+                for i, (lr, c) in enumerate([(0.1, 30.0), (0.01, 20.0), (1.0, None)])]
+        (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return 0
+
+    monkeypatch.setattr(sweep, "main", fake_sweep)
+    tuned = george.tune(george.COMPARISON, tmp_path, trials=3)
+    assert len(calls) == 2 * 4 and all("search=george_lr" in c and "3" in c for c in calls)
+    cells = {c.name: c for c in tuned.cells("full", tmp_path)}
+    assert "optimizer.lr=0.01" in cells["cifar10__acp_tuned"].overrides and "cifar10__kfac" in cells
+    assert "dataset=cifar10" in cells["cifar10__sgd_tuned"].overrides
+    assert not any(n.startswith("cifar10") for n in (c.name for c in george.COMPARISON.cells("quick", tmp_path)))

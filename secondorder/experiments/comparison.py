@@ -33,7 +33,7 @@ class ProblemSpec:
 
     label: str
     full: tuple[str, ...]
-    quick: tuple[str, ...]
+    quick: tuple[str, ...] | None  # None: full profile only (e.g. no offline stand-in for the data)
     methods: tuple[Method, ...] | None = None
 
 
@@ -50,6 +50,8 @@ class Comparison:
     def cells(self, profile: str, runs_root: Path) -> list[Cell]:
         out = []
         for problem in self.problems:
+            if profile == "quick" and problem.quick is None:
+                continue
             for method in problem.methods or self.methods:
                 overrides = [*(o.format(problem=problem.label) for o in method.overrides),
                              *(problem.full if profile == "full" else problem.quick)]
@@ -67,7 +69,7 @@ class Comparison:
             lines += ["**REDUCED BUDGET on OFFLINE / STAND-IN DATA** (the same training-time budget per cell on a "
                       "small machine); not comparable with the papers' numbers.", ""]
         lines += [*self.notes, ""] if self.notes else []
-        for problem in self.problems:
+        for problem in (p for p in self.problems if profile == "full" or p.quick is not None):
             found = {c.labels["method"]: find_runs([c.run_dir])[0] for c in cells
                      if c.labels["problem"] == problem.label and (c.run_dir / "summary.json").exists()}
             if not found:
