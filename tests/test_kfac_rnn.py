@@ -12,6 +12,7 @@ import torch
 from secondorder.kfac.sequence_layers import SequenceLayers
 from secondorder.losses import SoftmaxCE
 from secondorder.models.lstm import LSTMConfig, LSTMLanguageModel
+from secondorder.models.memory_lstm import MemoryLSTM, MemoryLSTMConfig
 from secondorder.models.rnn import RecurrentNet, RNNConfig
 from tests.conftest import read_run
 
@@ -44,7 +45,7 @@ def run_and_capture(model, inputs, loss_fn):
     return layers, layers.sequences(list(output_grads)), named
 
 
-@pytest.mark.parametrize("kind", ["lstm", "rnn"])
+@pytest.mark.parametrize("kind", ["lstm", "rnn", "memory"])
 def test_captured_sequences_rebuild_the_shared_weight_gradient(kind: str) -> None:
     """𝒟W = Σ_t g_t a_tᵀ (L121) for every block: gates called per step, maps called once on (B, T, d), the
     embedding (one-hot inputs), with and without a bias."""
@@ -53,13 +54,19 @@ def test_captured_sequences_rebuild_the_shared_weight_gradient(kind: str) -> Non
         model, inputs = lstm(), torch.randint(0, 7, (3, 5), generator=g)
         targets = torch.randint(0, 7, (3, 5), generator=g)
         loss_fn = lambda out: SoftmaxCE().per_case(out.reshape(-1, 7), targets.reshape(-1)).sum()  # noqa: E731
-    else:
+    elif kind == "rnn":
         torch.manual_seed(0)
         model, inputs = RecurrentNet(2, 3, RNNConfig(hidden_dim=4)), torch.randn(3, 6, 2, generator=g)
         loss_fn = lambda out: out.pow(2).sum()  # noqa: E731
+    else:  # the memory-augmented LSTM: controller gates, interface and read-out, all called once per step
+        torch.manual_seed(0)
+        model = MemoryLSTM(2, 3, MemoryLSTMConfig(hidden_dim=4, memory_slots=3, word_size=2))
+        inputs = torch.randn(3, 6, 2, generator=g)
+        loss_fn = lambda out: out.pow(2).sum()  # noqa: E731
     layers, sequences, grads = run_and_capture(model, inputs, loss_fn)
-    assert {b.name for b in layers.blocks} >= ({"embedding", "readout", "layers.0.gates.0"} if kind == "lstm"
-                                              else {"input", "recurrent", "output"})
+    expected = {"lstm": {"embedding", "readout", "layers.0.gates.0"}, "rnn": {"input", "recurrent", "output"},
+                "memory": {"gates.3", "interface", "readout"}}[kind]
+    assert {b.name for b in layers.blocks} >= expected
     for block, (a, g_seq) in zip(layers.blocks, sequences, strict=True):
         if block.is_embedding:
             a = torch.nn.functional.one_hot(a, block.module.num_embeddings).to(g_seq.dtype)
@@ -137,7 +144,8 @@ def test_kfac_rnn_resumes_exactly_and_runs_on_an_rnn_task(train, tmp_path: Path)
     columns = ["iteration", "loss", "clip"]  # (the split run also evaluated where it stopped, at 6)
     pd.testing.assert_frame_equal(straight[columns], resumed[columns])
     assert straight.train_error.iloc[-1] == resumed.train_error.iloc[-1]
-    code, err = train("optimizer=kfac_rnn", "dataset=pathological", "dataset.task=addition", "dataset.T=10",
-                      "dataset.n_test=100", "optimizer.batch_size=50", "trainer.max_steps=3",
-                      "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / "rnn", tiny=False)
-    assert code == 0, err
+    for dataset in ("addition", "dnc_copy"):  # the RNN (maps on (B, T, d) once) and the memory-augmented LSTM
+        code, err = train("optimizer=kfac_rnn", f"dataset={dataset}", "dataset.T=10" if dataset == "addition" else
+                          "dataset.T=22", "dataset.n_test=100", "optimizer.batch_size=50", "trainer.max_steps=3",
+                          "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / dataset, tiny=False)
+        assert code == 0, err

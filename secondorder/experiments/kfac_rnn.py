@@ -10,7 +10,8 @@ search (L351) and are not reported: Adam's learning rate 0.03 here is the best o
 300-update sweep on a 2 × 64 character model, SGD with momentum 0.9 at learning rate 1.0 the best of
 {0.2, 0.5, 1.0} in a 200-update sweep there; tune with ``sweep`` for real comparisons.
 On PTB the baselines also run with the layer-normalised LSTM (``model.layer_norm=true``; Layer norm "speeds Adam
-up considerably but hurts SGD", L369). Not built: the DNC itself (a plain RNN stands in on the copy task).
+up considerably but hurts SGD", L369). The copy task uses a reduced DNC (:mod:`secondorder.models.memory_lstm`: an LSTM
+controller with one content-addressed read and write head; no allocation or temporal links).
 
 Quick profile: the same training time per cell on this CPU, smaller models (character PTB at the paper's size,
 word PTB at 2 × 200, batch 20 / 32), validation and test perplexity on the first 20 000 tokens only — labelled.
@@ -66,7 +67,8 @@ COMPARISON = KfacRnnComparison(
     notes=["Paper's claims (no numbers printed): K-FAC beats Adam and SGD per update and in wall-clock time on "
            "PTB (≈ 1.8× an SGD update, L367; ≈ 2× an Adam update, L375); on the DNC copy task it wins per update, "
            "modestly per second (L389). Errors: perplexity (word), bits per character, fraction of wrong "
-           "sequences (copy). A plain RNN stands in for the DNC; `*_ln`: the baseline on the layer-normalised LSTM."],
+           "sequences (copy). The copy task's model is a reduced DNC (content-addressed memory only); `*_ln`: "
+           "the baseline on the layer-normalised LSTM."],
     quick_budget=("trainer.max_steps=null", "trainer.max_epochs=null", "trainer.max_time_s=120",
                   "trainer.progress=false"),
 )

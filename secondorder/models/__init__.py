@@ -18,6 +18,7 @@ from secondorder.errors import ConfigError
 from secondorder.models.autoencoder import AutoencoderConfig, DeepAutoencoder, build_autoencoder
 from secondorder.models.init import InitConfig, initialise_
 from secondorder.models.lstm import LSTMConfig, LSTMLanguageModel, initialise_uniform_
+from secondorder.models.memory_lstm import MemoryLSTM, MemoryLSTMConfig, initialise_memory_lstm_
 from secondorder.models.mlp import MLP, MLPConfig, build_mlp
 from secondorder.models.rnn import RecurrentNet, RNNConfig, sparse_rnn_init_
 
@@ -50,6 +51,14 @@ def _rnn(cfg: RNNConfig, data: Any, generator: torch.Generator) -> nn.Module:
     return model
 
 
+def _memory_lstm(cfg: MemoryLSTMConfig, data: Any, generator: torch.Generator) -> nn.Module:
+    if not isinstance(data, GeneratedSequences):
+        raise ConfigError(f"model memory_lstm needs a generated sequence task (dataset=dnc_copy), not {data.name}")
+    model = MemoryLSTM(data.task.input_dim, data.task.output_dim, cfg)
+    initialise_memory_lstm_(model, generator)
+    return model
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     config: type
@@ -61,6 +70,7 @@ MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(MLPConfig, _feed_forward(build_mlp)),
     "lstm_lm": ModelEntry(LSTMConfig, _lstm_lm),
     "rnn": ModelEntry(RNNConfig, _rnn),
+    "memory_lstm": ModelEntry(MemoryLSTMConfig, _memory_lstm),
 }
 
 
@@ -71,5 +81,5 @@ def build_model(cfg: Any, seed: int, data: Any = None) -> nn.Module:
 
 __all__ = [
     "MLP", "MODELS", "AutoencoderConfig", "DeepAutoencoder", "InitConfig", "LSTMConfig", "LSTMLanguageModel",
-    "MLPConfig", "RNNConfig", "RecurrentNet", "build_model",
+    "MLPConfig", "MemoryLSTM", "MemoryLSTMConfig", "RNNConfig", "RecurrentNet", "build_model",
 ]
