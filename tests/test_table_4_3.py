@@ -61,8 +61,10 @@ def test_outputs_put_thesis_and_ours_side_by_side(tmp_path: Path) -> None:
 def test_run_cells_skips_completed_runs(tmp_path: Path) -> None:
     fake_run(tmp_path / "done", 1.0, 2.0)
     messages: list[str] = []
-    outcome = run_cells([Cell("done", ["experiment=nope"], tmp_path / "done")], log=messages.append)
-    assert outcome == {"done": "completed"} and messages[0].startswith("[skip]")
+    fake_run(tmp_path / "gone", 1.0, 2.0, status="diverged")  # a result too: re-running would diverge again
+    outcome = run_cells([Cell("done", ["experiment=nope"], tmp_path / "done"),
+                         Cell("gone", ["experiment=nope"], tmp_path / "gone")], log=messages.append)
+    assert outcome == {"done": "completed", "gone": "diverged"} and all(m.startswith("[skip]") for m in messages)
 
 
 def test_report_groups_seeds_with_mean_and_band(tmp_path: Path) -> None:

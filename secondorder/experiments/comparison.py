@@ -105,7 +105,10 @@ class Comparison:
         outcome = run_cells([c for c in cells if not args.cells or c.name in args.cells])
         out = self.write(cells, args.profile, args.out / args.profile)
         print(f"wrote {out}/summary.md and plots")
-        failed = [n for n, s in outcome.items() if s != "completed"]
+        diverged = [n for n, s in outcome.items() if s == "diverged"]  # a result (reported as such), not a failure
+        if diverged:
+            print(f"diverged (reported in the tables): {', '.join(diverged)}")
+        failed = [n for n, s in outcome.items() if s not in ("completed", "diverged")]
         if failed:
             print(f"not completed: {', '.join(failed)}")
         return 1 if failed else 0

@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_cells(all_cells)
     out = write(all_cells, args.profile, args.out / args.profile)
     print(f"wrote {out}/summary.md")
-    failed = [n for n, s in outcome.items() if s != "completed"]
+    diverged = [n for n, s in outcome.items() if s == "diverged"]  # a result (reported as such), not a failure
+    if diverged:
+        print(f"diverged (reported in the tables): {', '.join(diverged)}")
+    failed = [n for n, s in outcome.items() if s not in ("completed", "diverged")]
     if failed:
         print(f"not completed: {', '.join(failed)}")
     return 1 if failed else 0

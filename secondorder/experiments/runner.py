@@ -33,12 +33,12 @@ def train_executable() -> list[str]:
 
 
 def run_cells(cells: list[Cell], log=print) -> dict[str, str]:
-    """Run each cell unless it already completed; an interrupted cell resumes (``trainer.resume=auto``)."""
+    """Run each cell unless it already completed or diverged; an interrupted cell resumes (``trainer.resume=auto``)."""
     outcome = {}
     for cell in cells:
-        if cell.status() == "completed":
-            log(f"[skip] {cell.name}: completed run in {cell.run_dir}")
-            outcome[cell.name] = "completed"
+        if cell.status() in ("completed", "diverged"):  # both are results; a diverged run would diverge again
+            log(f"[skip] {cell.name}: {cell.status()} run in {cell.run_dir}")
+            outcome[cell.name] = cell.status()
             continue
         log(f"[run ] {cell.name} → {cell.run_dir}")
         start = time.time()
