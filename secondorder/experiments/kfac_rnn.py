@@ -40,6 +40,8 @@ PROBLEMS = [
                 ("experiment=kfac_rnn_ptb_word", "dataset.batch_size=20", "optimizer.batch_size=20",
                  "model.hidden_dim=200", "model.embedding_dim=200", *EVAL, "trainer.eval_every=100"),
                 methods=(*METHODS, *LAYER_NORM)),
+    ProblemSpec("ptb_word_1024", ("experiment=kfac_rnn_ptb_word", "model.hidden_dim=1024", "model.embedding_dim=1024"),
+                None, methods=(*METHODS, *LAYER_NORM)),  # the paper's larger model (dashed lines, L361): full only
     ProblemSpec("dnc_copy", ("dataset=dnc_copy", "dataset.batch_size=200", "optimizer.batch_size=200",
                              "trainer.max_steps=5000", "trainer.eval_every=100"),
                 ("dataset=dnc_copy", "dataset.batch_size=32", "optimizer.batch_size=32", "dataset.n_test=1000",
