@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from secondorder import cli
 
@@ -56,3 +57,13 @@ def train(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> TrainRunner:
 
 def read_run(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     return pd.read_csv(run_dir / "metrics.csv"), json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.fixture
+def float64():
+    """Oracle comparisons in double precision; the default dtype is restored afterwards (modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("float64")``)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

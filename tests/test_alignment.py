@@ -13,13 +13,7 @@ from secondorder.experiments import alignment
 from secondorder.kfac.kfra import activations_after
 from tests.test_kfac import layer_helper, make_problem
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def test_conjugate_gradient_and_exact_damped_inverse_match_dense_solves() -> None:

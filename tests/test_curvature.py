@@ -25,13 +25,7 @@ from secondorder.metrics import get_metric
 from secondorder.models.rnn import RecurrentNet, RNNConfig, sparse_rnn_init_
 from secondorder.problems import ObjectiveConfig, SequenceTaskProblem, SupervisedProblem
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def mlp_problem(loss: str, l2: float = 0.0, l2_biases: bool = True, n: int = 6) -> tuple[SupervisedProblem, tuple]:

@@ -16,13 +16,7 @@ from secondorder.optim.george import ACP, ACPConfig, CenteredSGD, CenteredSGDCon
 from secondorder.problems import ObjectiveConfig, SupervisedProblem
 from tests.conftest import read_run
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def test_acp_direction_is_the_input_factor_preconditioned_gradient() -> None:

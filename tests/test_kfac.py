@@ -21,13 +21,7 @@ from secondorder.optim.kfac import KFACConfig, batch_size_at, solve_step_coeffic
 from secondorder.problems import ObjectiveConfig, SupervisedProblem
 from tests.conftest import read_run
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def make_problem(widths: list[int], activation: type[nn.Module] | None, x: torch.Tensor, loss: str = "squared_error",

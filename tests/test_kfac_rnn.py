@@ -16,13 +16,7 @@ from secondorder.models.memory_lstm import MemoryLSTM, MemoryLSTMConfig
 from secondorder.models.rnn import RecurrentNet, RNNConfig
 from tests.conftest import read_run
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def lstm(vocab: int = 7) -> LSTMLanguageModel:

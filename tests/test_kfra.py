@@ -16,13 +16,7 @@ from secondorder.optim.kfac import solve_step_coefficients
 from tests.conftest import read_run
 from tests.test_kfac import dense_fisher_blocks, layer_helper, make_problem
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def factors(problem, x, kind: str):

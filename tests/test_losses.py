@@ -12,13 +12,7 @@ from secondorder.losses import LOSSES, SigmoidBCE, SoftmaxCE, SquaredError, get_
 MATCHING = sorted(name for name, cls in LOSSES.items() if not cls.needs_targets)  # mixture: test_mixture_loss.py
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Oracle comparisons in double precision (restored afterwards for the other test modules)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def _targets(name: str, z: torch.Tensor, g: torch.Generator) -> torch.Tensor:

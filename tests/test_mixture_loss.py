@@ -24,12 +24,7 @@ from tests.test_kfac import layer_helper
 LOSS = get_loss("mixture_binary")
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 
 
 def naive_nll(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from secondorder.experiments.runner import Cell, run_cells
+from secondorder.experiments.runner import Cell, exit_code, run_cells
 from secondorder.report.plots import plot_groups
 from secondorder.report.profiles import write_profiles
 from secondorder.report.runs import copy_run_records, find_runs
@@ -105,10 +105,4 @@ class Comparison:
         outcome = run_cells([c for c in cells if not args.cells or c.name in args.cells])
         out = self.write(cells, args.profile, args.out / args.profile)
         print(f"wrote {out}/summary.md and plots")
-        diverged = [n for n, s in outcome.items() if s == "diverged"]  # a result (reported as such), not a failure
-        if diverged:
-            print(f"diverged (reported in the tables): {', '.join(diverged)}")
-        failed = [n for n, s in outcome.items() if s not in ("completed", "diverged")]
-        if failed:
-            print(f"not completed: {', '.join(failed)}")
-        return 1 if failed else 0
+        return exit_code(outcome)

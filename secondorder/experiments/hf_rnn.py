@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from secondorder.experiments.runner import Cell, run_cells
+from secondorder.experiments.runner import Cell, exit_code, run_cells
 from secondorder.report.plots import plot_groups
 from secondorder.report.runs import copy_run_records, find_runs
 from secondorder.report.tables import to_markdown
@@ -116,13 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome = run_cells(all_cells)
     out = write(all_cells, args.profile, args.out / args.profile)
     print(f"wrote {out}/summary.md")
-    diverged = [n for n, s in outcome.items() if s == "diverged"]  # a result (reported as such), not a failure
-    if diverged:
-        print(f"diverged (reported in the tables): {', '.join(diverged)}")
-    failed = [n for n, s in outcome.items() if s not in ("completed", "diverged")]
-    if failed:
-        print(f"not completed: {', '.join(failed)}")
-    return 1 if failed else 0
+    return exit_code(outcome)
 
 
 if __name__ == "__main__":

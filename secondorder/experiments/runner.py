@@ -49,3 +49,14 @@ def run_cells(cells: list[Cell], log=print) -> dict[str, str]:
         message = result.stderr.strip().splitlines()[-1] if result.returncode and result.stderr.strip() else ""
         log(f"       {status} in {time.time() - start:.0f} s {message}")
     return outcome
+
+
+def exit_code(outcome: dict[str, str], log=print) -> int:
+    """0 when every cell completed or diverged (a diverged run is a result, reported in the tables), else 1."""
+    diverged = [n for n, s in outcome.items() if s == "diverged"]
+    if diverged:
+        log(f"diverged (reported in the tables): {', '.join(diverged)}")
+    failed = [n for n, s in outcome.items() if s not in ("completed", "diverged")]
+    if failed:
+        log(f"not completed: {', '.join(failed)}")
+    return 1 if failed else 0
