@@ -131,3 +131,18 @@ def test_george_full_profile_tunes_each_first_order_method(tmp_path: Path, monke
     assert "optimizer.lr=0.01" in cells["cifar10__acp_tuned"].overrides and "cifar10__kfac" in cells
     assert "dataset=cifar10" in cells["cifar10__sgd_tuned"].overrides
     assert not any(n.startswith("cifar10") for n in (c.name for c in george.COMPARISON.cells("quick", tmp_path)))
+
+
+def test_hf_rnn_report_marks_solved_runs_with_provenance(tmp_path: Path) -> None:
+    import json
+
+    cells = hf_rnn.cells("quick", tmp_path / "runs")
+    for cell, reached in ((cells[0], True), (cells[1], False)):
+        fake_run(cell.run_dir, 0.005, 0.004)
+        summary = json.loads((cell.run_dir / "summary.json").read_text())
+        summary.update(target_reached=reached, costs={"grad_evals": 2, "curvature_products": 40})
+        (cell.run_dir / "summary.json").write_text(json.dumps(summary))
+        (cell.run_dir / "config.yaml").write_text("optimizer:\n  gradient_batch: 1000\n  curvature_chunks: 10\n")
+    text = (hf_rnn.write(cells, "quick", tmp_path / "out") / "summary.md").read_text()
+    assert "REDUCED" in text and "Hardware: cpu (test)" in text
+    assert "| addition | 10 | structural | yes | 7 | 6 |" in text and "| addition | 10 | tikhonov | no |" in text

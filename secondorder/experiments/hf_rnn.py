@@ -85,6 +85,7 @@ def write(all_cells: list[Cell], profile: str, out: Path) -> Path:
                      "minibatches": round(used, 1), "train_time_s": run.summary.get("wall_time_s"),
                      "final_test_error": run.summary.get("final", {}).get("test_error")})
     frame = pd.DataFrame(rows)
+    devices = {str(r.summary.get("provenance", {}).get("device_name")) for r in runs.values()}
     git = git_state()
     lines = [f"# HF on the RNN pathological problems (thesis §4.13, Fig. 4.7) — profile `{profile}`", ""]
     if profile == "quick":
@@ -93,7 +94,9 @@ def write(all_cells: list[Cell], profile: str, out: Path) -> Path:
                   "not the thesis's failure criterion.", ""]
     lines += ["Thesis (figure only, no numbers): with structural damping HF solves the problems at longer time lags "
               "and fails less often than with Tikhonov damping alone.",
-              f"Commit {(git['git_commit'] or '?')[:10]}{' (dirty)' if git['git_dirty'] else ''}. Success: < 1 % of "
+              f"Hardware: {', '.join(sorted(devices)) or '?'}. Report written at commit "
+              f"{(git['git_commit'] or '?')[:10]}{' (dirty)' if git['git_dirty'] else ''} (each run's own commit and "
+              "config are in runs/). Success: < 1 % of "
               "test sequences wrong; minibatches = (gradient + CG-product sequences) / 1000.", ""]
     if not frame.empty:
         lines += [to_markdown(frame), ""]
