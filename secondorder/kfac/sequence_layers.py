@@ -63,8 +63,9 @@ class SequenceLayers:
         covered = {f"{b.name}.{p}" for b in self.blocks for p, _ in b.module.named_parameters(recurse=False)}
         missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in covered]
         if missing:
-            raise ConfigError(f"K-FAC for RNNs needs every parameter in an nn.Linear or nn.Embedding; "
-                              f"{', '.join(missing[:3])} is not")
+            raise ConfigError(f"K-FAC for RNNs needs every parameter in an nn.Linear or nn.Embedding, but not "
+                              f"{', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}; use model.cell=linear "
+                              "without layer_norm, or a first-order optimiser")
         self.max_dense = max_dense
         self.calls: list[list[tuple[Tensor, Tensor]]] = [[] for _ in self.blocks]
 
