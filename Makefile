@@ -12,9 +12,9 @@ STAMP := $(VENV)/.secondorder-installed
 DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
-.PHONY: setup run test test-all lint data bench-curvature bench-kfac clean reproduce-table-4.3 \
+.PHONY: setup run test test-all lint data bench bench-curvature bench-iterations bench-time-to-target clean reproduce-table-4.3 \
         reproduce-kfac-autoencoders reproduce-kfra reproduce-kfra-alignment reproduce-george reproduce-hf-rnn \
-        reproduce-kfac-rnn reproduce-all bench
+        reproduce-kfac-rnn reproduce-all
 
 setup: $(STAMP)
 
@@ -39,11 +39,18 @@ lint: setup
 data: setup  ## fetch datasets where a network exists; list what is missing
 	$(BIN)/python -m secondorder.data.fetch $(DATA_DIR)
 
-bench-curvature: setup  ## GGN/Hessian-vector product cost vs a gradient → results/bench/<device>/curvature.*
+BENCH_PROFILE ?=
+bench: setup  ## the benchmark suite → results/bench/<device>/ (quick on CPU ≈ 10 min; full with CUDA; BENCH_PROFILE=…)
+	$(BIN)/python -m secondorder.bench.suite $(if $(BENCH_PROFILE),--profile $(BENCH_PROFILE)) $(BENCH_ARGS)
+
+bench-curvature: setup  ## GGN/Fisher/Hessian-vector product cost vs a gradient → results/bench/<device>/curvature.*
 	$(BIN)/python -m secondorder.bench.curvature $(BENCH_ARGS)
 
-bench-kfac: setup  ## K-FAC iteration time vs an Adam step → results/bench/<device>/kfac.*
-	$(BIN)/python -m secondorder.bench.kfac $(BENCH_ARGS)
+bench-iterations: setup  ## every optimiser's step vs an Adam step, in parts → results/bench/<device>/iterations.*
+	$(BIN)/python -m secondorder.bench.iterations $(BENCH_ARGS)
+
+bench-time-to-target: setup  ## HF, K-FAC, KFRA, tuned Adam to target errors → results/bench/<device>/time_to_target.*
+	$(BIN)/python -m secondorder.bench.time_to_target $(BENCH_ARGS)
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache
@@ -72,7 +79,3 @@ reproduce-kfac-rnn: setup  ## Martens, Ba & Johnson 2018 §4: K-FAC for RNNs on 
 
 reproduce-all: reproduce-table-4.3 reproduce-kfac-autoencoders reproduce-kfra reproduce-george reproduce-hf-rnn \
                reproduce-kfac-rnn
-
-# Targets of later issues: they fail loudly until built.
-bench:
-	@echo "make $@: not built yet (see \`issues list\`: Table 4.3 and benchmark issues)" >&2; exit 2

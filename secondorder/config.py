@@ -31,6 +31,7 @@ class TrainerConfig:
     max_time_s: float | None = None
     max_epochs: float | None = None
     target_test_error: float | None = None
+    target_train_error: float | None = None
     eval_every: int = 100
     log_every: int = 10
     checkpoint_every: int = 500
@@ -41,6 +42,7 @@ class TrainerConfig:
     progress: str = "auto"
     polyak_decay: float | None = None
     polyak_start: int = 1
+    tf32: bool = False
 
     def check(self) -> list[Check]:
         return [
@@ -52,6 +54,7 @@ class TrainerConfig:
                 "set at least one budget (max_steps, max_time_s or max_epochs)",
             ),
             ("target_test_error", self.target_test_error is None or self.target_test_error >= 0, "must be ≥ 0"),
+            ("target_train_error", self.target_train_error is None or self.target_train_error >= 0, "must be ≥ 0"),
             one_of(self, "dtype", ["float32", "float64"]),
             ("polyak_decay", self.polyak_decay is None or 0.0 <= self.polyak_decay < 1.0, "must lie in [0, 1)"),
             *positive(self, "polyak_start"),

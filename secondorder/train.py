@@ -58,6 +58,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def set_tf32(enabled: bool) -> None:
+    """TensorFloat-32 for CUDA matmuls and cuDNN convolutions (``trainer.tf32``); both off unless asked for —
+    PyTorch leaves cuDNN's on by default, which would silently change convolution results from float32's."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
 class StopFlag:
     """Set by SIGTERM/SIGINT; the loop checkpoints and stops after the current step."""
 
@@ -106,6 +113,7 @@ class Trainer:
         self.device = resolve_device(self.tcfg.device)
         self.dtype = torch.float64 if self.tcfg.dtype == "float64" else torch.float32
 
+        set_tf32(self.tcfg.tf32)
         torch.manual_seed(run.seed)
         self.problem = build_problem(run, self.device, self.dtype)
         self.optimizer = build_optimizer(run.optimizer, self.problem)
@@ -197,10 +205,17 @@ class Trainer:
         )
 
     def target_reached(self) -> bool:
-        """``trainer.target_test_error``: the last evaluation's test error is at or below it (success criteria
-        such as the RNN problems' < 1 % wrong sequences, thesis L1809; time-to-target runs)."""
-        target = self.tcfg.target_test_error
-        return target is not None and self.last_eval.get("test_error", math.inf) <= target
+        """``trainer.target_test_error`` / ``target_train_error``: the last evaluation's error is at or below
+        either target set (success criteria such as the RNN problems' < 1 % wrong sequences, thesis L1809;
+        time-to-target runs)."""
+        def error(split: str) -> float:  # the raw or the averaged iterate's, whichever is lower (as ``best``)
+            values = [self.last_eval.get(f"{split}_error", math.nan), self.last_eval.get(f"{split}_error_avg",
+                                                                                            math.nan)]
+            return min((v for v in values if not math.isnan(v)), default=math.inf)
+
+        return any(error(split) <= target for split, target in (("test", self.tcfg.target_test_error),
+                                                                 ("train", self.tcfg.target_train_error))
+                   if target is not None)
 
     def evaluate(self) -> dict[str, float]:
         """The problem's evaluation at θ and, with iterate averaging, at θ̄ (``*_avg`` columns); ``best`` keeps
@@ -253,11 +268,14 @@ class Trainer:
             "model": {"name": self.run.model.name,
                       "parameters": sum(p.numel() for p in self.problem.model.parameters())},
             "budget": {"max_steps": t.max_steps, "max_time_s": t.max_time_s, "max_epochs": t.max_epochs,
-                       "target_test_error": t.target_test_error},
+                       "target_test_error": t.target_test_error, "target_train_error": t.target_train_error},
             "target_reached": self.target_reached(),
             "seed": self.run.seed,
             "pretraining": self.pretraining,
             "dtype": t.dtype,
+            "tf32": t.tf32,
+            "peak_gpu_memory_bytes": (torch.cuda.max_memory_allocated(self.device)
+                                      if self.device.type == "cuda" else None),
             "started_at": self.started_at,
             "updated_at": utc_now(),
             "provenance": self.provenance,

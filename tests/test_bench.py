@@ -1,39 +1,126 @@
-"""The curvature benchmark writes its table with provenance (its numbers are not asserted on)."""
+"""The benchmark scripts write their tables with provenance; their numbers are never asserted on (speed is
+measured, not asserted) — only the structure, the unit conversions and the goal bookkeeping are."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from secondorder.bench import curvature
+from secondorder.bench import curvature, iterations, suite, time_to_target
+from secondorder.report.runs import Run
 
 
 def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
-    folder = curvature.main(["--device", "cpu", "--models", "tiny", "--batches", "16", "--repeats", "1",
-                             "--out", str(tmp_path)])
+    folder = curvature.main(["--device", "cpu", "--models", "tiny", "tiny_lm", "--batches", "16",
+                             "--model-batches", "tiny_lm=12", "--repeats", "1", "--out", str(tmp_path)])
     table = pd.read_csv(folder / "curvature.csv")
     assert set(table.quantity) == {"gradient", "ggn_cached", "ggn_cached_setup", "ggn_uncached",
-                                   "ggn_double_backward", "hessian"}
-    assert (table.median_s > 0).all() and (table.ratio_to_gradient > 0).all()
+                                   "ggn_double_backward", "fisher", "hessian"}
+    assert (table.median_s > 0).all()
+    assert (table.min_s <= table.median_s).all() and (table.median_s <= table.max_s).all()
+    # K counts cases: rows for the autoencoder, predicted tokens for the LSTM (⌈12 / BPTT 5⌉ = 3 windows = 15)
+    assert set(table[table.model == "tiny"].K) == {16} and set(table[table.model == "tiny_lm"].K) == {15}
+    gradient = table[(table.model == "tiny") & (table.quantity == "gradient")].median_s.iloc[0]
+    hessian = table[(table.model == "tiny") & (table.quantity == "hessian")]
+    assert hessian.ratio_to_gradient.iloc[0] == pytest.approx(hessian.median_s.iloc[0] / gradient)
     text = (folder / "curvature.md").read_text()
-    assert "Device: cpu" in text and "torch" in text and "× gradient" in text
+    assert "Device: cpu" in text and "torch" in text and "commit" in text and "× gradient" in text
+    assert (folder / "curvature.json").exists()
 
 
-def test_method_configs_come_from_the_yaml_files() -> None:
-    from secondorder.bench.kfac import method_config
-
-    kfra = method_config("kfra", 500)
+def test_iteration_configs_come_from_the_yaml_files_with_the_benchmark_batch() -> None:
+    kfra = iterations.optimizer_config("kfra", "curves", 500)
     assert (kfra.factors, kfra.momentum, kfra.inverse_period, kfra.batch_size) == ("kfra", False, 1, 500)
-    assert method_config("kflr", 500).factors == "kflr" and method_config("kfac_tridiag", 8).approximation == "tridiag"
+    kfac = iterations.optimizer_config("kfac", "curves", 500)
+    assert (kfac.batch_schedule, kfac.batch_size, kfac.initial_lambda) == ("fixed", 500, 150.0)
+    assert iterations.window_length(kfac) == 20 and iterations.window_length(kfra) == 5
+    hf = iterations.optimizer_config("hf", "curves", 500)
+    assert hf.gradient_batch == 500 and hf.curvature_chunks == 4 and iterations.window_length(hf) == 2
+    lm = iterations.optimizer_config("hf", "ptb_char", 1000)  # BPTT 100: 10 windows, no per-case split
+    assert (lm.gradient_batch, lm.preconditioner, lm.curvature_chunks) == (10, "none", 1)
+    assert iterations.optimizer_config("kfac_rnn", "ptb_char", 1000).batch_size == 10
+    assert iterations.optimizer_config("acp", "curves", 64).stats_batch_size == 64
 
 
-def test_kfac_benchmark_writes_its_table(tmp_path: Path) -> None:
-    from secondorder.bench import kfac
+def test_iteration_benchmark_splits_each_step_into_parts(tmp_path: Path) -> None:
+    folder = iterations.main(["--device", "cpu", "--models", "tiny", "--batch", "32", "--repeats", "1",
+                              "--methods", "adam", "kfac", "hf", "--out", str(tmp_path)])
+    table = pd.read_csv(folder / "iterations.csv").set_index("method")
+    assert list(table.index) == ["adam", "kfac", "hf"]
+    assert table.loc["adam", "ratio_to_adam"] == 1.0 and (table.ratio_to_adam > 0).all()
+    parts = [c for c in table.columns if c.startswith("part_")]
+    # the parts of the instrumented window add up to its measured step time
+    assert table[parts].fillna(0).sum(axis=1).to_numpy() == pytest.approx(table.instrumented_step_s.to_numpy(),
+                                                                           rel=1e-6)
+    for column in ("part_statistics_s", "part_inverses_s", "part_proposal_s", "part_rescaling_s"):
+        assert table.loc["kfac", column] > 0
+    for column in ("part_linearisation_s", "part_cg_s", "part_backtracking_s", "part_line_search_s"):
+        assert table.loc["hf", column] > 0
+    assert table.loc["hf", "cg_iters_per_step"] >= 1 and table.loc["kfac", "window"] == 20
+    assert table.loc["kfac", "grad_evals_per_step"] == 2  # gradient + statistics pass
+    text = (folder / "iterations.md").read_text()
+    assert "× Adam" in text and "— (CPU)" in text and "rescaling" in text
 
-    folder = kfac.main(["--device", "cpu", "--models", "tiny", "--batch", "32", "--iterations", "2",
-                        "--kflr-iterations", "1", "--out", str(tmp_path)])
-    table = pd.read_csv(folder / "kfac.csv")
-    assert list(table.method) == ["kfac", "kfac_tridiag", "kfra", "kflr"]
-    assert (table.ratio_to_adam > 0).all() and (table.ratio_to_gradient > 0).all()
-    assert "× K-FAC" in (folder / "kfac.md").read_text()
+
+def _run(path: Path, times: list[float], errors: list[float], wall: float | None = None) -> Run:
+    metrics = pd.DataFrame({"iteration": list(range(len(times))), "wall_time_s": times, "train_error": errors})
+    return Run(path, {"optimizer": path.name, "wall_time_s": wall or times[-1]}, metrics)
+
+
+def test_time_to_target_table_takes_the_best_tuned_adam_and_bounds_missing_speedups(tmp_path: Path) -> None:
+    found = {
+        ("curves", "kfac"): _run(tmp_path / "kfac", [0, 1, 2, 3], [26, 20, 9, 4]),
+        ("curves", "hf"): _run(tmp_path / "hf", [0, 10, 20], [26, 25, 24]),
+        ("curves", "adam_lr0.001"): _run(tmp_path / "a1", [0, 10, 40], [26, 19, 12]),
+        ("curves", "adam_lr0.01"): _run(tmp_path / "a2", [0, 5, 30], [26, 20, 15]),
+    }
+    frame = time_to_target.table(found, ["curves"], {"curves": [20.0, 10.0]}, {"adam": 60.0}).set_index(
+        ["target", "method"])
+    assert frame.loc[(20.0, "adam"), "run"] == "adam_lr0.01" and frame.loc[(20.0, "adam"), "time_s"] == 5
+    assert frame.loc[(20.0, "kfac"), "speedup_over_adam"] == pytest.approx(5.0)  # 5 s vs K-FAC's 1 s
+    assert frame.loc[(20.0, "hf"), "time_s"] == math.inf and math.isnan(frame.loc[(20.0, "hf"), "speedup_over_adam"])
+    # no Adam reached 10: K-FAC's speed-up is at least Adam's budget over K-FAC's time
+    assert frame.loc[(10.0, "kfac"), "speedup_bound"] == ">" and frame.loc[(10.0, "kfac"), "speedup_over_adam"] == 30
+    text = time_to_target.to_markdown(frame.reset_index(), {"device": "cpu", "torch": "x", "cuda": None,
+                                                           "threads": 2, "date": "d"}, "quick",
+                                      time_to_target.PROFILES["quick"])
+    assert ">30.00×" in text and "QUICK" in text and "stand-ins" in text
+
+
+def test_time_to_target_runs_stop_at_the_lowest_target_within_their_budget(tmp_path: Path) -> None:
+    profile = time_to_target.PROFILES["full"]
+    cells = time_to_target.cells(["curves", "mnist_5k"], profile, profile.targets, tmp_path)
+    by_name = {c.name: c for c in cells}
+    assert set(by_name) >= {"curves_hf", "curves_kfac", "curves_kfra", "curves_adam_lr0.001", "mnist_5k_kfac"}
+    assert "trainer.target_train_error=0.11" in by_name["curves_hf"].overrides
+    assert "trainer.max_time_s=900" in by_name["curves_hf"].overrides
+    assert "experiment=table_4_3/mnist_rand_hf" in by_name["mnist_5k_hf"].overrides
+    assert "dataset=mnist_5k" in by_name["mnist_5k_hf"].overrides
+    assert time_to_target.parse_targets(["curves=3,2"], profile.targets)["curves"] == [3.0, 2.0]
+    with pytest.raises(SystemExit):
+        time_to_target.parse_targets(["curves"], profile.targets)
+
+
+def test_suite_summary_states_each_goal_and_the_device_it_was_measured_on(tmp_path: Path) -> None:
+    pd.DataFrame({"model": ["curves", "faces", "curves"], "K": [5000, 7500, 1000],
+                  "quantity": ["ggn_cached"] * 3, "ratio_to_gradient": [0.9, 1.4, 3.0]}).to_csv(
+        tmp_path / "curvature.csv", index=False)
+    pd.DataFrame({"model": ["curves"], "m": [1000], "method": ["kfac"], "ratio_to_adam": [1.3]}).to_csv(
+        tmp_path / "iterations.csv", index=False)
+    pd.DataFrame({"problem": ["curves"], "target": [0.2], "method": ["kfac"], "time_s": [50.0],
+                  "speedup_over_adam": [6.0], "speedup_bound": [">"]}).to_csv(tmp_path / "time_to_target.csv",
+                                                                           index=False)
+    goals = {g: (measured, met) for g, measured, met in suite.goals(tmp_path)}
+    ggn = next(v for k, v in goals.items() if k.startswith("cached GGN"))
+    assert ggn[1] == "no (worst 1.40×)" and "curves K=5000: 0.90×" in ggn[0] and "K=1000" not in ggn[0]
+    assert next(v for k, v in goals.items() if k.startswith("K-FAC iteration"))[1] == "yes"
+    kfac = next(v for k, v in goals.items() if k.startswith("K-FAC on CURVES"))
+    assert kfac[1] == "yes" and ">6.00×" in kfac[0]
+    assert next(v for k, v in goals.items() if k.startswith("RAND+HF"))[1] == "not measured"
+    import torch
+
+    text = suite.write_summary(tmp_path, torch.device("cpu"), "quick", {"curvature": 1.0}).read_text()
+    assert "stated for one H100" in text and "| goal | measured | met |" in text

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import platform
 import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from secondorder.run_record import device_name, git_state
@@ -41,6 +45,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "device": device_name(device),
         "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
         "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if device.type == "cuda" else None,
     }
 
@@ -48,3 +53,21 @@ def environment(device: torch.device) -> dict[str, Any]:
 def device_slug(device: torch.device) -> str:
     name = device_name(device).split("(")[0].strip() if device.type == "cpu" else device_name(device)
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "device"
+
+
+def provenance_line(env: dict[str, Any]) -> str:
+    """One Markdown line: device, versions, commit and date of a benchmark table."""
+    commit = (env.get("git_commit") or "unknown")[:10] + (" (dirty)" if env.get("git_dirty") else "")
+    return (f"Device: {env['device']}; torch {env['torch']}; CUDA {env['cuda']}; Python {env.get('python')}; "
+            f"threads {env['threads']}; commit {commit}; {env['date']}.")
+
+
+def write_table(out: Path, device: torch.device, name: str, frame: pd.DataFrame, env: dict[str, Any],
+                markdown: str) -> Path:
+    """``<out>/<device>/<name>.{csv,json,md}``; returns the folder."""
+    folder = out / device_slug(device)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / f"{name}.json").write_text(json.dumps(env, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(markdown)
+    return folder

@@ -44,6 +44,37 @@ def robust_eigh(matrix: Tensor, attempts: int = 4) -> Decomposition:
     return torch.full((m.shape[0],), scale, dtype=m.dtype, device=m.device), eye
 
 
+def batched_eigh(matrices: list[Tensor]) -> list[Decomposition]:
+    """:func:`robust_eigh` of many symmetric matrices, the same-size ones in one batched ``eigh`` call with one
+    finiteness check per size (a network's factors repeat sizes: an autoencoder's encoder and decoder mirror
+    each other), instead of a call and a host synchronisation per matrix. A size group that fails falls back to
+    :func:`robust_eigh` matrix by matrix, so the result is the same either way."""
+    out: list[Decomposition | None] = [None] * len(matrices)
+    groups: dict[tuple[int, torch.device], list[int]] = {}
+    for i, m in enumerate(matrices):
+        groups.setdefault((m.shape[0], m.device), []).append(i)
+    for indices in groups.values():
+        stack = torch.stack([matrices[i].to(torch.float64) for i in indices])
+        stack = 0.5 * (stack + stack.mT)
+        try:
+            values, vectors = torch.linalg.eigh(stack)
+            ok = bool(torch.isfinite(values).all() & torch.isfinite(vectors).all())
+        except (RuntimeError, torch.linalg.LinAlgError):
+            ok = False
+        for j, i in enumerate(indices):
+            out[i] = (values[j].clamp_min(0.0), vectors[j]) if ok else robust_eigh(matrices[i])
+    return out  # type: ignore[return-value]
+
+
+def trace_norm_pis(A: list[Tensor], G: list[Tensor]) -> list[float]:
+    """:func:`trace_norm_pi` for every layer, with all traces moved to the host in one transfer."""
+    if not A:
+        return []
+    means = torch.stack([torch.trace(m).to(torch.float64) / m.shape[0] for m in [*A, *G]]).tolist()
+    n = len(A)
+    return [math.sqrt(a / g) if a > 0 and g > 0 else 1.0 for a, g in zip(means[:n], means[n:], strict=True)]
+
+
 def trace_norm_pi(A: Tensor, G: Tensor) -> float:
     """π = √[(tr Ā / dim Ā) / (tr G / dim G)] (thesis L3231); 1 when either trace vanishes."""
     a, g = float(torch.trace(A)) / A.shape[0], float(torch.trace(G)) / G.shape[0]
@@ -59,9 +90,9 @@ class BlockDiagonalInverse:
 
     def refresh(self, A: list[Tensor], G: list[Tensor]) -> int:
         """Decompose the current factors; returns the number of eigendecompositions done."""
-        self.A = [robust_eigh(a) for a in A]
-        self.G = [robust_eigh(g) for g in G]
-        self.pi = [trace_norm_pi(a, g) for a, g in zip(A, G, strict=True)]
+        decompositions = batched_eigh([*A, *G])
+        self.A, self.G = decompositions[: len(A)], decompositions[len(A) :]
+        self.pi = trace_norm_pis(A, G)
         self.refreshes += 1
         return 2 * len(A)
 
@@ -89,7 +120,7 @@ class CholeskyBlockDiagonal:
     def refresh(self, A: list[Tensor], G: list[Tensor]) -> int:
         self.A = [a.to(torch.float64) for a in A]
         self.G = [g.to(torch.float64) for g in G]
-        self.pi = [trace_norm_pi(a, g) for a, g in zip(A, G, strict=True)]
+        self.pi = trace_norm_pis(A, G)
         return 0
 
     @staticmethod
@@ -102,14 +133,31 @@ class CholeskyBlockDiagonal:
         values, vectors = robust_eigh(matrix + shift * eye)
         return torch.linalg.cholesky(vectors @ torch.diag(values.clamp_min(1e-12)) @ vectors.T)
 
+    @classmethod
+    def _factors(cls, matrices: list[Tensor], shifts: list[float]) -> list[Tensor]:
+        """Cholesky factors of matrix + shift·I for all factors, same-size ones in one batched call with one
+        host check of the failure flags; a failed one is redone by :meth:`_factor` (jitter, then eigh)."""
+        out: list[Tensor | None] = [None] * len(matrices)
+        groups: dict[tuple[int, torch.device], list[int]] = {}
+        for i, m in enumerate(matrices):
+            groups.setdefault((m.shape[0], m.device), []).append(i)
+        for indices in groups.values():
+            eye = torch.eye(matrices[indices[0]].shape[0], dtype=torch.float64, device=matrices[indices[0]].device)
+            stack = torch.stack([matrices[i] + shifts[i] * eye for i in indices])
+            L, info = torch.linalg.cholesky_ex(stack)
+            failed = set((info != 0).nonzero().flatten().tolist())
+            for j, i in enumerate(indices):
+                out[i] = cls._factor(matrices[i], shifts[i]) if j in failed else L[j]
+        return out  # type: ignore[return-value]
+
     def apply(self, blocks: list[Tensor], gamma: float) -> tuple[list[Tensor], int]:
-        out, count = [], 0
-        for V, A, G, pi in zip(blocks, self.A, self.G, self.pi, strict=True):
-            La, Lg = self._factor(A, pi * gamma), self._factor(G, gamma / pi)
+        n = len(blocks)
+        factors = self._factors([*self.A, *self.G], [pi * gamma for pi in self.pi] + [gamma / pi for pi in self.pi])
+        out = []
+        for V, La, Lg in zip(blocks, factors[:n], factors[n:], strict=True):
             left = torch.cholesky_solve(V.to(torch.float64), Lg)             # G̃⁻¹ V
             out.append(torch.cholesky_solve(left.T, La).T.to(V.dtype))       # (G̃⁻¹ V) Ã⁻¹
-            count += 2
-        return out, count
+        return out, 2 * n
 
 
 def _inverse_sqrt(decomposition: Decomposition) -> Tensor:
@@ -133,11 +181,11 @@ class BlockTridiagonalInverse:
         n = len(A)
         eye = [torch.eye(a.shape[0], dtype=torch.float64, device=a.device) for a in A]
         eyeg = [torch.eye(g.shape[0], dtype=torch.float64, device=g.device) for g in G]
-        pi = [trace_norm_pi(a, g) for a, g in zip(A, G, strict=True)]
+        pi = trace_norm_pis(A, G)
         Ad = [A[i].to(torch.float64) + pi[i] * gamma * eye[i] for i in range(n)]
         Gd = [G[i].to(torch.float64) + gamma / pi[i] * eyeg[i] for i in range(n)]
-        dA = [robust_eigh(m) for m in Ad]
-        dG = [robust_eigh(m) for m in Gd]
+        decompositions = batched_eigh([*Ad, *Gd])
+        dA, dG = decompositions[:n], decompositions[n:]
         count = 2 * n
         self.psi_A = [A_cross[i].to(torch.float64) @ _inverse(dA[i + 1]) for i in range(n - 1)]
         self.psi_G = [G_cross[i].to(torch.float64) @ _inverse(dG[i + 1]) for i in range(n - 1)]

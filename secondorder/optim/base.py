@@ -11,9 +11,14 @@ compared per iteration, per gradient evaluation and per second (design.md §1, "
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+import torch
+from torch import Tensor
+
+from secondorder.optim.phases import PhaseClock
 from secondorder.problems.base import Problem
 from secondorder.problems.samplers import Sampler
 
@@ -59,6 +64,8 @@ class Optimizer(ABC):
         self.problem = problem
         self.cfg = cfg
         self.params = [p for p in problem.model.parameters() if p.requires_grad]
+        # wall-clock per part of a step, off unless a benchmark switches it on (:mod:`.phases`)
+        self.phases = PhaseClock(self.params[0].device if self.params else None)
 
     @abstractmethod
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
@@ -70,3 +77,10 @@ class Optimizer(ABC):
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def all_finite(tensors: Iterable[Tensor]) -> bool:
+    """True when every entry of every tensor is finite — one device-to-host transfer for the lot (a check per
+    tensor would synchronise with the GPU once per parameter)."""
+    flags = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(flags).all()) if flags else True

@@ -7,6 +7,8 @@ Minimises q(x) = ½ xᵀAx − bᵀx for a symmetric operator A (the damped curv
     βᵢ₊₁ = rᵢ₊₁ᵀyᵢ₊₁ / rᵢᵀyᵢ;  pᵢ₊₁ = −yᵢ₊₁ + βᵢ₊₁pᵢ
 
 with one product Apᵢ per iteration and the quadratic's value tracked for free, q(xᵢ) = ½ (rᵢ − b)ᵀxᵢ (L890).
+The scalars each iteration decides on (pᵢᵀApᵢ, rᵢᵀyᵢ, q(xᵢ₊₁), rᵢ₊₁ᵀyᵢ₊₁) reach the host in a single transfer,
+so on a GPU the loop synchronises once per iteration rather than once per test.
 
 Termination (Martens 2010; thesis L892–906): with window k = max(10, ⌈0.1 i⌉), stop after iteration i when
 i > k, q(x_{i−k}) < 0 and (q(xᵢ) − q(x_{i−k})) / q(xᵢ) < threshold, where threshold is ``tolerance`` (the
@@ -122,29 +124,31 @@ def pcg(
         Ap = A(p)
         products += 1
         curvature = torch.dot(p, Ap)
-        if not bool(torch.isfinite(curvature)) or not bool(torch.isfinite(ry)):
-            reason = "nonfinite"
-            break
-        if curvature <= 0:
-            reason = "negative_curvature"
-            break
         alpha = ry / curvature
         x_next = x + alpha * p
         r_next = r + alpha * Ap
-        q_next = float(0.5 * torch.dot(r_next - b, x_next))
+        y_next = apply_p(r_next)
+        # Every scalar the loop's decisions need, fetched in one device-to-host transfer per iteration.
+        scalars = torch.stack([curvature, ry, 0.5 * torch.dot(r_next - b, x_next), torch.dot(r_next, y_next)])
+        curvature_value, ry_value, q_next, ry_next_value = scalars.tolist()
+        if not (math.isfinite(curvature_value) and math.isfinite(ry_value)):
+            reason = "nonfinite"
+            break
+        if curvature_value <= 0:
+            reason = "negative_curvature"
+            break
         if not math.isfinite(q_next):
             reason = "nonfinite"
             break
-        x, r = x_next, r_next
+        x, r, y = x_next, r_next, y_next
         i += 1
         q.append(q_next)
         if i in store:
             stored.append((i, x.clone()))
-        y = apply_p(r)
-        ry_next = torch.dot(r, y)
-        if ry_next == 0:
+        if ry_next_value == 0:
             reason = "converged"
             break
+        ry_next = scalars[3]
         p = -y + (ry_next / ry) * p
         ry = ry_next
         if i >= min_iters and (stop(i, q, x) if stop is not None else progress_stop(i, q, tolerance, mode)):

@@ -112,8 +112,10 @@ class _TorchOptimizer(Optimizer):
         lr = halved_every(self.cfg.lr, self.cfg.lr_halving_period, iteration)
         for group in self.inner.param_groups:
             group["lr"] = lr
-        loss = _batch_objective(self, sampler)
-        self.inner.step()
+        with self.phases("gradient"):
+            loss = _batch_objective(self, sampler)
+        with self.phases("update"):
+            self.inner.step()
         return StepResult(float(loss), StepCosts(grad_evals=1), {"lr": lr})
 
     def state_dict(self) -> dict[str, Any]:
@@ -164,9 +166,9 @@ class Momentum(Optimizer):
         mu = self.momentum_at(iteration)
         if self.lookahead:
             self._shift(mu)  # gradient at the look-ahead point θ + μ v
-        with torch.enable_grad():
+        with torch.enable_grad(), self.phases("gradient"):
             loss = _batch_objective(self, sampler)
-        with torch.no_grad():
+        with torch.no_grad(), self.phases("update"):
             if self.lookahead:
                 self._shift(-mu)
             grads = [p.grad for p in self.params]

@@ -123,8 +123,12 @@ class CenteredSGD(Optimizer):
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
         lr = halved_every(self.cfg.lr, self.cfg.lr_halving_period, iteration)
         batch = sampler.next(self.cfg.batch_size)
-        inputs, grads, loss = layer_statistics(self.problem, self.layers, batch, need_grads=True)
-        self._apply(self._directions(inputs, grads), lr)
+        with self.phases("gradient"):
+            inputs, grads, loss = layer_statistics(self.problem, self.layers, batch, need_grads=True)
+        with self.phases("proposal"):
+            directions = self._directions(inputs, grads)
+        with self.phases("update"):
+            self._apply(directions, lr)
         h = loss + float(self.problem.l2_penalty().detach())
         return StepResult(h, StepCosts(grad_evals=1), {"lr": lr})
 
@@ -177,16 +181,9 @@ class ACP(CenteredSGD):
             self.s.append(s)
         costs.inversions += len(inputs)
 
-    def step(self, iteration: int, sampler: Sampler) -> StepResult:
+    def _preconditioned(self, inputs: list[Tensor], grads: list[Tensor]) -> tuple[list[Tensor], list[float]]:
+        """Each layer's ACP direction and the α it used."""
         cfg = self.cfg
-        costs = StepCosts()
-        refreshed = self.inverses is None or self.updates % cfg.stats_period == 0
-        if refreshed:
-            self._refresh(sampler, costs)
-        lr = halved_every(cfg.lr, cfg.lr_halving_period, iteration)
-        batch = sampler.next(cfg.batch_size)
-        inputs, grads, loss = layer_statistics(self.problem, self.layers, batch, need_grads=True)
-        costs.grad_evals += 1
         directions, alphas = [], []
         for i, (h, g) in enumerate(zip(inputs, grads, strict=True)):
             alpha = cfg.alpha if cfg.alpha is not None else self.heuristic_alpha(g)
@@ -195,7 +192,24 @@ class ACP(CenteredSGD):
                 directions.append(acp_direction(g, h, self.inverses[i], alpha, False, self.means[i], self.s[i]))
             else:
                 directions.append(acp_direction(g, h, self.inverses[i], alpha, cfg.bias_correction))
-        self._apply(directions, lr)
+        return directions, alphas
+
+    def step(self, iteration: int, sampler: Sampler) -> StepResult:
+        cfg = self.cfg
+        costs = StepCosts()
+        refreshed = self.inverses is None or self.updates % cfg.stats_period == 0
+        if refreshed:
+            with self.phases("inverses"):
+                self._refresh(sampler, costs)
+        lr = halved_every(cfg.lr, cfg.lr_halving_period, iteration)
+        batch = sampler.next(cfg.batch_size)
+        with self.phases("gradient"):
+            inputs, grads, loss = layer_statistics(self.problem, self.layers, batch, need_grads=True)
+        costs.grad_evals += 1
+        with self.phases("proposal"):
+            directions, alphas = self._preconditioned(inputs, grads)
+        with self.phases("update"):
+            self._apply(directions, lr)
         self.updates += 1
         h_value = loss + float(self.problem.l2_penalty().detach())
         return StepResult(h_value, costs, {"lr": lr, "alpha_mean": sum(alphas) / len(alphas),

@@ -178,18 +178,22 @@ class HessianFree(Optimizer):
         theta = self._flat_params()
         params = self.space.unflatten(theta)
 
-        value_and_grad = torch.func.grad_and_value(lambda p: problem.objective_at(batch, p))
-        grad_dict, h0_tensor = value_and_grad(params)
+        with self.phases("gradient"):
+            value_and_grad = torch.func.grad_and_value(lambda p: problem.objective_at(batch, p))
+            grad_dict, h0_tensor = value_and_grad(params)
+            grad = self.space.flatten(grad_dict)
+            h0, grad_norm = torch.stack([h0_tensor.detach().to(grad.dtype), grad.norm()]).tolist()
+            finite = math.isfinite(h0) and math.isfinite(grad_norm)
         costs.grad_evals += 1
-        h0 = float(h0_tensor)
-        grad = self.space.flatten(grad_dict)
-        stats: dict[str, float] = {"lambda": self.lam, "grad_norm": float(grad.norm())}
-        if not (math.isfinite(h0) and bool(torch.isfinite(grad).all())):
+        stats: dict[str, float] = {"lambda": self.lam, "grad_norm": grad_norm}
+        if not finite:
             return StepResult(h0 if not math.isfinite(h0) else math.nan, costs, stats)
 
-        diagonal = self._preconditioner(batch, params, costs)
+        with self.phases("statistics"):
+            diagonal = self._preconditioner(batch, params, costs)
         curvature_batch = self._curvature_batch(batch, iteration, self._cases(batch))
-        base, structural = self._operator(curvature_batch, params, costs)
+        with self.phases("linearisation"):
+            base, structural = self._operator(curvature_batch, params, costs)
         lam = self.lam
         mu = cfg.structural_damping * (lam if cfg.structural_damping_times_lambda else 1.0)
 
@@ -212,27 +216,22 @@ class HessianFree(Optimizer):
         if cfg.cg_stop_rule == "objective_90":
             stop = ObjectiveReductionStop(lambda x: self._h(curvature_batch, theta + x),
                                           self._h(curvature_batch, theta), set(self.schedule), costs)
-        result = pcg(damped, -grad, x0, precondition=precondition, max_iters=cfg.max_cg_iters,
-                     min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
-                     store_at=self.schedule if cfg.backtracking else [], stop=stop)
+        with self.phases("cg"):
+            result = pcg(damped, -grad, x0, precondition=precondition, max_iters=cfg.max_cg_iters,
+                         min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
+                         store_at=self.schedule if cfg.backtracking else [], stop=stop)
         costs.curvature_products += result.products
         stats.update(cg_iters=result.iterations, cg_stop=STOP_CODES[result.reason],
                      cg_q=result.q_values[-1])
 
         # CG-backtracking on the gradient batch: walk back while h does not get worse.
         candidates = result.stored if cfg.backtracking else [(result.iterations, result.x)]
-        chosen_iter, proposal = candidates[-1]
-        h_proposal = self._h(batch, theta + proposal)
-        costs.forward_passes += 1
-        for i, x in reversed(candidates[:-1]):
-            h_earlier = self._h(batch, theta + x)
-            costs.forward_passes += 1
-            if not h_earlier <= h_proposal:
-                break
-            chosen_iter, proposal, h_proposal = i, x, h_earlier
+        with self.phases("backtracking"):
+            chosen_iter, proposal, h_proposal = self._backtrack(batch, theta, candidates, costs)
         stats["cg_chosen_iter"] = chosen_iter
 
-        rho = self._reduction_ratio(curvature_batch, theta, proposal, grad, base, costs)
+        with self.phases("damping"):
+            rho = self._reduction_ratio(curvature_batch, theta, proposal, grad, base, costs)
         stats["rho"] = rho
         if not (bool(torch.isfinite(proposal).all()) and result.reason != "nonfinite"):
             rho = -math.inf
@@ -245,20 +244,37 @@ class HessianFree(Optimizer):
         if not bool(torch.isfinite(proposal).all()):
             rate = 0.0
         elif cfg.line_search:
-            search = armijo_backtracking(
-                lambda a: self._h(batch, theta + a * proposal), h0, float(torch.dot(grad, proposal)),
-                c=cfg.line_search_c, shrink=cfg.line_search_shrink, max_steps=cfg.line_search_max_steps,
-                h_initial=h_proposal if math.isfinite(h_proposal) else math.inf,
-            )
+            with self.phases("line_search"):
+                search = armijo_backtracking(
+                    lambda a: self._h(batch, theta + a * proposal), h0, float(torch.dot(grad, proposal)),
+                    c=cfg.line_search_c, shrink=cfg.line_search_shrink, max_steps=cfg.line_search_max_steps,
+                    h_initial=h_proposal if math.isfinite(h_proposal) else math.inf,
+                )
             rate = search.rate
             costs.forward_passes += search.evaluations
         stats["step_size"] = rate
         stats["lambda"] = self.lam
         if rate > 0:
-            self._set_params(theta + rate * proposal)
+            with self.phases("update"):
+                self._set_params(theta + rate * proposal)
         last = proposal if cfg.cg_init_from == "backtracked" else result.x
         self.previous = last if bool(torch.isfinite(last).all()) else None
         return StepResult(h0, costs, stats)
+
+    def _backtrack(self, batch: Any, theta: Tensor, candidates: list[tuple[int, Tensor]],
+                   costs: StepCosts) -> tuple[int, Tensor, float]:
+        """CG-backtracking (§4.6.7): from the last stored iterate walk back while h on the batch does not get
+        worse; returns the chosen iteration, its iterate and h there."""
+        chosen_iter, proposal = candidates[-1]
+        h_proposal = self._h(batch, theta + proposal)
+        costs.forward_passes += 1
+        for i, x in reversed(candidates[:-1]):
+            h_earlier = self._h(batch, theta + x)
+            costs.forward_passes += 1
+            if not h_earlier <= h_proposal:
+                break
+            chosen_iter, proposal, h_proposal = i, x, h_earlier
+        return chosen_iter, proposal, h_proposal
 
     def _reduction_ratio(self, curvature_batch: Any, theta: Tensor, proposal: Tensor, grad: Tensor, base: Any,
                          costs: StepCosts) -> float:

@@ -52,7 +52,7 @@ from secondorder.kfac.factors import KroneckerFactors, collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse, CholeskyBlockDiagonal
 from secondorder.kfac.kfra import activations_after, kfra_statistics
 from secondorder.kfac.layers import LinearLayers
-from secondorder.optim.base import Optimizer, StepCosts, StepResult
+from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
 
@@ -187,16 +187,32 @@ class KFAC(Optimizer):
             tri = self.tri
             if refresh or tri is None:  # each candidate γ needs its own decompositions (L3361)
                 tri = BlockTridiagonalInverse()
-                costs.inversions += tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma)
-            return [-u for u in tri.apply(gradient_blocks)], tri
-        if self.direct is not None:
-            solved, count = self.direct.apply(gradient_blocks, gamma)
-            costs.inversions += count
-            return [-u for u in solved], None
-        return [-u for u in self.blockdiag.apply(gradient_blocks, gamma)], None
+                with self.phases("inverses"):
+                    costs.inversions += tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma)
+            with self.phases("proposal"):
+                return [-u for u in tri.apply(gradient_blocks)], tri
+        with self.phases("proposal"):
+            if self.direct is not None:
+                solved, count = self.direct.apply(gradient_blocks, gamma)
+                costs.inversions += count
+                return [-u for u in solved], None
+            return [-u for u in self.blockdiag.apply(gradient_blocks, gamma)], None
 
     def _jvp(self, batch: Any, params: ParamDict, direction: ParamDict) -> tuple[Tensor, Tensor]:
         return torch.func.jvp(lambda p: self.problem.outputs(batch, p)[0], (params,), (direction,))
+
+    @staticmethod
+    def _quadratic_terms(vectors: list[Tensor], jvs: list[Tensor], hvs: list[Tensor], grad_flat: Tensor,
+                         n_fisher: int) -> tuple[Tensor, Tensor, Tensor]:
+        """[uᵢᵀFuⱼ], [uᵢᵀuⱼ], [∇hᵀuᵢ] for the directions uᵢ (F from Ju and F_R Ju), in float64 on the host —
+        computed on the device and moved in one transfer (one synchronisation instead of one per entry)."""
+        r = len(vectors)
+        gram = torch.stack([(jvs[i] * hvs[j]).sum() for i in range(r) for j in range(r)]) / n_fisher
+        dots = torch.stack([vectors[i] @ vectors[j] for i in range(r) for j in range(r)])
+        rhs = torch.stack([grad_flat @ u for u in vectors])
+        packed = torch.cat([gram, dots, rhs]).to("cpu", torch.float64)
+        gram, dots, rhs = packed[: r * r].view(r, r), packed[r * r : 2 * r * r].view(r, r), packed[2 * r * r :]
+        return 0.5 * (gram + gram.T), dots, rhs
 
     # ------------------------------------------------------------------ one iteration
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
@@ -205,30 +221,34 @@ class KFAC(Optimizer):
         costs = StepCosts()
         m = batch_size_at(k, cfg, getattr(sampler, "n", None))
         batch = sampler.next(m)
-        h0, grad = self._gradient(batch)
+        with self.phases("gradient"):
+            h0, grad = self._gradient(batch)
+            finite = math.isfinite(h0) and all_finite(grad.values())
         costs.grad_evals += 1
         stats: dict[str, float] = {"batch_size": m, "lambda": self.lam, "gamma": self.gamma, "rho": math.nan}
-        if not (math.isfinite(h0) and all(bool(torch.isfinite(g).all()) for g in grad.values())):
+        if not finite:
             return StepResult(h0 if not math.isfinite(h0) else math.nan, costs, stats)
 
         cases = torch.arange(int(problem.case_slices(batch)[0].shape[0]))
         stats_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.stats_fraction * len(cases)))])
         fisher_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.fisher_fraction * len(cases)))])
-        if cfg.factors == "kfra":
-            estimates = kfra_statistics(self.layers, self.activations, lambda: problem.outputs(stats_batch),
-                                        problem.loss)
-        else:
-            targets = {"kfac": "sampled", "empirical": "empirical", "kflr": "exact"}[cfg.factors]
-            estimates = collect_statistics(self.layers, lambda: problem.outputs(stats_batch), problem.loss, targets,
-                                           self.generator, self.tridiagonal)
+        with self.phases("statistics"):
+            if cfg.factors == "kfra":
+                estimates = kfra_statistics(self.layers, self.activations, lambda: problem.outputs(stats_batch),
+                                            problem.loss)
+            else:
+                targets = {"kfac": "sampled", "empirical": "empirical", "kflr": "exact"}[cfg.factors]
+                estimates = collect_statistics(self.layers, lambda: problem.outputs(stats_batch), problem.loss,
+                                               targets, self.generator, self.tridiagonal)
+            self.factors.update(estimates)
         costs.grad_evals += 1
-        self.factors.update(estimates)
 
         refresh = k <= 3 or k % cfg.inverse_period == 0
-        if self.direct is not None:
-            self.direct.refresh(self.factors.A, self.factors.G)
-        elif refresh and not self.tridiagonal:
-            costs.inversions += self.blockdiag.refresh(self.factors.A, self.factors.G)
+        with self.phases("inverses"):
+            if self.direct is not None:
+                self.direct.refresh(self.factors.A, self.factors.G)
+            elif refresh and not self.tridiagonal:
+                costs.inversions += self.blockdiag.refresh(self.factors.A, self.factors.G)
         params = detached_params(problem.model)
         gradient_blocks = self.layers.to_blocks(grad)
         grad_flat = torch.cat([g.reshape(-1) for g in grad.values()])
@@ -236,36 +256,29 @@ class KFAC(Optimizer):
         n_fisher = problem.cases(fisher_batch)
         use_momentum = cfg.momentum and self.previous is not None
 
-        y_fisher = curvature_targets(problem, fisher_batch, params)
-        z = None
-        jv_previous = None
-        if use_momentum:
-            z, jv_previous = self._jvp(fisher_batch, params, self.previous)
-            costs.curvature_products += 1
-            prev_flat = torch.cat([self.previous[n].reshape(-1) for n in grad])
+        with self.phases("rescaling"):
+            y_fisher = curvature_targets(problem, fisher_batch, params)
+            jv_previous = hv_previous = prev_flat = None
+            if use_momentum:
+                z, jv_previous = self._jvp(fisher_batch, params, self.previous)
+                hv_previous = problem.loss.output_hessian_vector(z, jv_previous, y_fisher)
+                costs.curvature_products += 1
+                prev_flat = torch.cat([self.previous[n].reshape(-1) for n in grad])
         best = None
         for gamma in self._gamma_candidates(k):
             blocks, tri = self._proposal(gradient_blocks, gamma, refresh, costs)
-            delta = self.layers.from_blocks(blocks)
-            delta_flat = torch.cat([delta[n].reshape(-1) for n in grad])
-            z, jv_delta = self._jvp(fisher_batch, params, delta)
-            costs.curvature_products += 1
-            hv_delta = problem.loss.output_hessian_vector(z, jv_delta, y_fisher)
-            if use_momentum:
-                hv_prev = problem.loss.output_hessian_vector(z, jv_previous, y_fisher)
-                gram = torch.tensor([[float((jv_delta * hv_delta).sum()), float((jv_delta * hv_prev).sum())],
-                                     [float((jv_previous * hv_delta).sum()), float((jv_previous * hv_prev).sum())]],
-                                    dtype=torch.float64) / n_fisher
-                dots = torch.tensor([[float(delta_flat @ delta_flat), float(delta_flat @ prev_flat)],
-                                     [float(prev_flat @ delta_flat), float(prev_flat @ prev_flat)]],
-                                    dtype=torch.float64)
-                rhs = torch.tensor([float(grad_flat @ delta_flat), float(grad_flat @ prev_flat)], dtype=torch.float64)
-            else:
-                gram = torch.tensor([[float((jv_delta * hv_delta).sum())]], dtype=torch.float64) / n_fisher
-                dots = torch.tensor([[float(delta_flat @ delta_flat)]], dtype=torch.float64)
-                rhs = torch.tensor([float(grad_flat @ delta_flat)], dtype=torch.float64)
-            gram = 0.5 * (gram + gram.T)
-            coefficients, change = solve_step_coefficients(gram, dots, rhs, damping)
+            with self.phases("rescaling"):
+                delta = self.layers.from_blocks(blocks)
+                delta_flat = torch.cat([delta[n].reshape(-1) for n in grad])
+                z, jv_delta = self._jvp(fisher_batch, params, delta)
+                costs.curvature_products += 1
+                hv_delta = problem.loss.output_hessian_vector(z, jv_delta, y_fisher)
+                if use_momentum:
+                    terms = self._quadratic_terms([delta_flat, prev_flat], [jv_delta, jv_previous],
+                                                  [hv_delta, hv_previous], grad_flat, n_fisher)
+                else:
+                    terms = self._quadratic_terms([delta_flat], [jv_delta], [hv_delta], grad_flat, n_fisher)
+                coefficients, change = solve_step_coefficients(*terms, damping)
             if best is None or change < best[0]:
                 best = (change, gamma, coefficients, delta, tri)
 
@@ -275,10 +288,11 @@ class KFAC(Optimizer):
             self.tri = tri
         alpha = float(coefficients[0])
         mu = float(coefficients[1]) if len(coefficients) > 1 else 0.0
-        step = {n: alpha * delta[n] + (mu * self.previous[n] if use_momentum else 0.0) for n in grad}
+        with self.phases("update"):
+            step = {n: alpha * delta[n] + (mu * self.previous[n] if use_momentum else 0.0) for n in grad}
+            finite = math.isfinite(change) and all_finite(step.values())
         stats.update(gamma=gamma, alpha=alpha, mu=mu, model_change=change)
 
-        finite = math.isfinite(change) and all(bool(torch.isfinite(s).all()) for s in step.values())
         if not finite:
             self.lam = self.lam / cfg.lambda_decay
             self.previous = None
@@ -286,7 +300,7 @@ class KFAC(Optimizer):
             return StepResult(h0, costs, stats)
 
         if k % cfg.lambda_period == 0:
-            with torch.no_grad():
+            with torch.no_grad(), self.phases("damping"):
                 moved = {n: params[n] + step[n] for n in params}
                 h1 = float(problem.objective_at(batch, moved))
             costs.forward_passes += 1
@@ -298,7 +312,7 @@ class KFAC(Optimizer):
                 self.lam = self.lam * cfg.lambda_decay
         stats["lambda"] = self.lam
 
-        with torch.no_grad():
+        with torch.no_grad(), self.phases("update"):
             for name, p in problem.model.named_parameters():
                 if name in step:
                     p.add_(step[name])

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from secondorder.kfac.sequence_layers import SequenceLayers
 from secondorder.kfac.temporal import APPROXIMATIONS, Factor, TemporalInverse
-from secondorder.optim.base import Optimizer, StepCosts, StepResult
+from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
 
@@ -87,20 +87,24 @@ class KFACRNN(Optimizer):
     # ------------------------------------------------------------------ statistics and gradient
     def _gradient_and_statistics(self, batch: Any) -> tuple[Tensor, dict[str, Tensor], int]:
         problem = self.problem
-        with self.layers.capture():
-            z, y = problem.outputs(batch)
-        h = problem.loss.per_case(z, y).sum() / problem.cases(batch) + problem.l2_penalty()
-        grads = torch.autograd.grad(h, self.params, retain_graph=True)
-        sampled = problem.loss.sample_targets(z.detach(), self.generator)
-        outputs = self.layers.outputs()
-        output_grads = torch.autograd.grad(problem.loss.per_case(z, sampled).sum(), outputs, allow_unused=True)
-        output_grads = [torch.zeros_like(o) if g is None else g for o, g in zip(outputs, output_grads, strict=True)]
-        A, G, m, T = self.layers.statistics(list(output_grads))
-        self.updates += 1
-        decay = min(1.0 - 1.0 / self.updates, self.cfg.stats_decay)
-        self.A = [_fold(old, new, decay) for old, new in zip(self.A, A, strict=True)]
-        self.G = [_fold(old, new, decay) for old, new in zip(self.G, G, strict=True)]
-        self.length = T
+        with self.phases("gradient"):
+            with self.layers.capture():
+                z, y = problem.outputs(batch)
+            h = problem.loss.per_case(z, y).sum() / problem.cases(batch) + problem.l2_penalty()
+            grads = torch.autograd.grad(h, self.params, retain_graph=True)
+        with self.phases("statistics"):
+            sampled = problem.loss.sample_targets(z.detach(), self.generator)
+            outputs = self.layers.outputs()
+            output_grads = torch.autograd.grad(problem.loss.per_case(z, sampled).sum(), outputs,
+                                               allow_unused=True)
+            output_grads = [torch.zeros_like(o) if g is None else g
+                            for o, g in zip(outputs, output_grads, strict=True)]
+            A, G, m, T = self.layers.statistics(list(output_grads))
+            self.updates += 1
+            decay = min(1.0 - 1.0 / self.updates, self.cfg.stats_decay)
+            self.A = [_fold(old, new, decay) for old, new in zip(self.A, A, strict=True)]
+            self.G = [_fold(old, new, decay) for old, new in zip(self.G, G, strict=True)]
+            self.length = T
         return h.detach(), {n: g.detach() for n, g in zip(self.names, grads, strict=True)}, m
 
     # ------------------------------------------------------------------ one iteration
@@ -112,21 +116,24 @@ class KFACRNN(Optimizer):
         h, grad, m = self._gradient_and_statistics(batch)
         costs.grad_evals += 2  # the gradient and the sampled-target backward pass share one forward pass
         stats: dict[str, float] = {"lambda": cfg.damping, "clip": math.nan, "psi_max": math.nan, "clipped": 0}
-        if not (math.isfinite(float(h)) and all(bool(torch.isfinite(g).all()) for g in grad.values())):
+        if not (math.isfinite(float(h)) and all_finite(grad.values())):
             return StepResult(float(h) if not math.isfinite(float(h)) else math.nan, costs, stats)
         if k <= 3 or k % cfg.inverse_period == 0:
             self.refreshed_with = (list(self.A), list(self.G), self.length)  # factors are replaced, never mutated
-            self._refresh()
+            with self.phases("inverses"):
+                self._refresh()
             costs.inversions += 2 * len(self.inverses)
         scale = problem.cases(batch) / m  # ĝ: gradient of the per-sequence summed loss
         direction: dict[str, Tensor] = {}
-        for block, inverse in zip(self.layers.blocks, self.inverses, strict=True):
-            direction.update(block.split(inverse.apply(scale * block.gradient_matrix(grad))))
-        quadratic = sum(float((scale * grad[n] * direction[n]).sum()) for n in self.names)
-        clip = min(1.0, math.sqrt(cfg.trust_region / (cfg.lr**2 * quadratic))) if quadratic > 0 else 1.0
+        with self.phases("proposal"):
+            for block, inverse in zip(self.layers.blocks, self.inverses, strict=True):
+                direction.update(block.split(inverse.apply(scale * block.gradient_matrix(grad))))
+        with self.phases("rescaling"):  # one host transfer for ĝᵀv (was one per parameter tensor)
+            quadratic = float(torch.stack([(scale * grad[n] * direction[n]).sum() for n in self.names]).sum())
+            clip = min(1.0, math.sqrt(cfg.trust_region / (cfg.lr**2 * quadratic))) if quadratic > 0 else 1.0
         if self.velocity is None:
             self.velocity = {n: torch.zeros_like(g) for n, g in grad.items()}
-        with torch.no_grad():
+        with torch.no_grad(), self.phases("update"):
             for name, p in zip(self.names, self.params, strict=True):
                 self.velocity[name].mul_(cfg.momentum).add_(direction[name], alpha=clip)
                 p.sub_(cfg.lr * self.velocity[name])

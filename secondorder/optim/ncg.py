@@ -169,8 +169,9 @@ class NonlinearCG(Optimizer):
 
         x0 = self.space.flatten(detached_params(self.problem.model)).clone()
         h0 = float(self.problem.objective_at(batch, self.space.unflatten(x0)).detach())
-        result = minimize(fun, x0, self.cfg.line_searches, self.cfg)
-        with torch.no_grad():
+        with self.phases("line_search"):  # NCG's work is its line searches (gradient + value per evaluation)
+            result = minimize(fun, x0, self.cfg.line_searches, self.cfg)
+        with torch.no_grad(), self.phases("update"):
             values = self.space.unflatten(result.x)
             for name, p in self.problem.model.named_parameters():
                 p.copy_(values[name])

@@ -1,0 +1,113 @@
+"""The fast paths give the same results as the straightforward ones: batched eigendecompositions and Cholesky
+factors, traces fetched in one transfer, the phase clock (free when off), one-transfer finiteness checks, the
+TF32 switch and the train-error target used by the time-to-target benchmark."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+from secondorder.kfac.inverses import (
+    CholeskyBlockDiagonal,
+    batched_eigh,
+    robust_eigh,
+    trace_norm_pi,
+    trace_norm_pis,
+)
+from secondorder.optim.base import all_finite
+from secondorder.optim.phases import PhaseClock
+from secondorder.train import set_tf32
+from tests.conftest import read_run
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+
+def _spd(n: int, seed: int) -> torch.Tensor:
+    x = torch.randn(n + 3, n, generator=torch.Generator().manual_seed(seed))
+    return x.T @ x / n
+
+
+def test_batched_eigh_equals_one_decomposition_per_matrix() -> None:
+    matrices = [_spd(5, 0), _spd(3, 1), _spd(5, 2), _spd(3, 3), _spd(7, 4)]
+    for (values, vectors), m in zip(batched_eigh(matrices), matrices, strict=True):
+        ref_values, _ = robust_eigh(m)
+        torch.testing.assert_close(values, ref_values)
+        torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, m)
+
+
+def test_batched_eigh_falls_back_per_matrix_when_a_group_fails() -> None:
+    bad = torch.full((4, 4), math.nan)
+    good = _spd(4, 0)
+    (bad_values, bad_vectors), (values, vectors) = batched_eigh([bad, good])
+    expected_bad = robust_eigh(bad)  # the never-crash fallback of the single-matrix routine, unchanged
+    torch.testing.assert_close(bad_vectors, expected_bad[1])
+    torch.testing.assert_close(bad_values, expected_bad[0], equal_nan=True)
+    torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, good)
+
+
+def test_trace_norm_pis_equal_the_per_layer_rule() -> None:
+    A = [_spd(4, 0), _spd(3, 1), torch.zeros(2, 2)]
+    G = [_spd(2, 2), _spd(5, 3), _spd(2, 4)]
+    expected = [trace_norm_pi(a, g) for a, g in zip(A, G, strict=True)]
+    assert trace_norm_pis(A, G) == pytest.approx(expected, rel=1e-12)
+    assert trace_norm_pis([], []) == []
+
+
+def test_batched_cholesky_factors_equal_the_single_ones_and_recover_from_failures() -> None:
+    matrices = [_spd(4, 0), _spd(4, 1), -torch.eye(3), _spd(3, 2)]
+    shifts = [0.1, 0.2, 0.0, 0.3]
+    factors = CholeskyBlockDiagonal._factors(matrices, shifts)
+    for L, m, s in zip(factors, matrices, shifts, strict=True):
+        torch.testing.assert_close(L, CholeskyBlockDiagonal._factor(m, s))
+    assert torch.isfinite(factors[2]).all()  # −I is not PD: the jitter/eigh fallback still returns a factor
+
+
+def test_phase_clock_is_free_when_off_and_sums_parts_when_on() -> None:
+    clock = PhaseClock(torch.device("cpu"))
+    with clock("cg"):
+        pass
+    assert dict(clock.seconds) == {}
+    clock.enabled = True
+    for _ in range(2):
+        with clock("cg"):
+            time.sleep(0.01)
+    with clock("update"):
+        pass
+    assert set(clock.seconds) == {"cg", "update"} and clock.seconds["cg"] >= 0.02
+    clock.reset()
+    assert dict(clock.seconds) == {}
+
+
+def test_all_finite_checks_every_tensor() -> None:
+    assert all_finite([torch.ones(3), torch.zeros(2, 2)]) and all_finite([])
+    assert not all_finite([torch.ones(3), torch.tensor([1.0, math.inf])])
+    assert not all_finite([torch.tensor([math.nan])])
+
+
+def test_tf32_switch_sets_both_backends_and_defaults_off() -> None:
+    try:
+        set_tf32(True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        set_tf32(False)
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+
+def test_training_stops_at_the_target_train_error(train, tmp_path) -> None:
+    """trainer.target_train_error ends a run at the first evaluation at or below it (time-to-target runs)."""
+    code, _ = train("trainer.max_steps=15", "trainer.eval_every=5", run_dir=tmp_path / "free")
+    errors = read_run(tmp_path / "free")[0].dropna(subset=["train_error"]).set_index("iteration").train_error
+    assert code == 0 and errors[0] > errors[5]
+    target = (errors[0] + errors[5]) / 2
+    code, err = train("trainer.max_steps=15", "trainer.eval_every=5", f"trainer.target_train_error={target}",
+                      run_dir=tmp_path / "r")
+    assert code == 0, err
+    _, summary = read_run(tmp_path / "r")
+    assert summary["iteration"] == 5 and summary["target_reached"] and summary["status"] == "completed"
+    assert summary["budget"]["target_train_error"] == target
+    assert summary["tf32"] is False and summary["peak_gpu_memory_bytes"] is None  # CPU run
+    code, err = train("trainer.max_steps=10", "trainer.target_train_error=-1", run_dir=tmp_path / "bad")
+    assert code == 2 and "target_train_error" in err
