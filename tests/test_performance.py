@@ -111,3 +111,31 @@ def test_training_stops_at_the_target_train_error(train, tmp_path) -> None:
     assert summary["tf32"] is False and summary["peak_gpu_memory_bytes"] is None  # CPU run
     code, err = train("trainer.max_steps=10", "trainer.target_train_error=-1", run_dir=tmp_path / "bad")
     assert code == 2 and "target_train_error" in err
+
+
+def test_kfac_rescaling_terms_from_batched_jvps_match_the_dense_ggn() -> None:
+    """K-FAC's (α, μ) system: uᵢᵀFuⱼ from one vmapped JVP pass equals the dense JᵀHJ quadratic form, and the
+    batched JVPs equal one ``jvp`` per direction."""
+    from secondorder.curvature import ParamSpace, detached_params
+    from secondorder.curvature.products import curvature_targets
+    from secondorder.optim.kfac import KFAC, KFACConfig
+    from tests.test_curvature import dense_ggn, mlp_problem
+
+    problem, batch = mlp_problem("sigmoid_bce")
+    kfac = KFAC(problem, KFACConfig())
+    space = ParamSpace.of(problem.model)
+    params = detached_params(problem.model)
+    directions = [space.unflatten(torch.randn(space.numel, generator=torch.Generator().manual_seed(s)))
+                  for s in range(3)]
+    z, jvs = kfac._jvps(batch, params, directions)
+    for u, jv in zip(directions, jvs, strict=True):
+        torch.testing.assert_close(jv, torch.func.jvp(lambda p: problem.outputs(batch, p)[0], (params,), (u,))[1])
+    y = curvature_targets(problem, batch, params)
+    hvs = [problem.loss.output_hessian_vector(z, jv, y) for jv in jvs]
+    flats = [space.flatten(u) for u in directions]
+    gradient = torch.randn(space.numel, generator=torch.Generator().manual_seed(9))
+    gram, dots, rhs = kfac._quadratic_terms(flats, jvs, hvs, gradient, problem.cases(batch))
+    U = torch.stack(flats)
+    torch.testing.assert_close(gram, U @ dense_ggn(problem, batch) @ U.T)
+    torch.testing.assert_close(dots, U @ U.T)
+    torch.testing.assert_close(rhs, U @ gradient)

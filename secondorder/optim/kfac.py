@@ -198,8 +198,19 @@ class KFAC(Optimizer):
                 return [-u for u in solved], None
             return [-u for u in self.blockdiag.apply(gradient_blocks, gamma)], None
 
-    def _jvp(self, batch: Any, params: ParamDict, direction: ParamDict) -> tuple[Tensor, Tensor]:
-        return torch.func.jvp(lambda p: self.problem.outputs(batch, p)[0], (params,), (direction,))
+    def _jvps(self, batch: Any, params: ParamDict, directions: list[ParamDict]) -> tuple[Tensor, list[Tensor]]:
+        """The outputs z and J u for every direction u, with one forward pass: the tangents are batched by
+        ``vmap`` over ``jvp`` (the primal computation does not depend on the tangent, so it runs once) — the
+        same numbers as one ``jvp`` per direction, for one forward pass instead of one per direction."""
+        def outputs(p: ParamDict) -> Tensor:
+            return self.problem.outputs(batch, p)[0]
+
+        if len(directions) == 1:
+            z, jv = torch.func.jvp(outputs, (params,), (directions[0],))
+            return z, [jv]
+        stacked = {n: torch.stack([d[n] for d in directions]) for n in params}
+        z, jvs = torch.func.vmap(lambda t: torch.func.jvp(outputs, (params,), (t,)), out_dims=(None, 0))(stacked)
+        return z, list(jvs.unbind(0))
 
     @staticmethod
     def _quadratic_terms(vectors: list[Tensor], jvs: list[Tensor], hvs: list[Tensor], grad_flat: Tensor,
@@ -256,31 +267,26 @@ class KFAC(Optimizer):
         n_fisher = problem.cases(fisher_batch)
         use_momentum = cfg.momentum and self.previous is not None
 
-        with self.phases("rescaling"):
-            y_fisher = curvature_targets(problem, fisher_batch, params)
-            jv_previous = hv_previous = prev_flat = None
-            if use_momentum:
-                z, jv_previous = self._jvp(fisher_batch, params, self.previous)
-                hv_previous = problem.loss.output_hessian_vector(z, jv_previous, y_fisher)
-                costs.curvature_products += 1
-                prev_flat = torch.cat([self.previous[n].reshape(-1) for n in grad])
-        best = None
+        # Proposals for every candidate γ, then one batched Jacobian-vector pass for them and δ₀.
+        candidates = []
         for gamma in self._gamma_candidates(k):
             blocks, tri = self._proposal(gradient_blocks, gamma, refresh, costs)
-            with self.phases("rescaling"):
-                delta = self.layers.from_blocks(blocks)
-                delta_flat = torch.cat([delta[n].reshape(-1) for n in grad])
-                z, jv_delta = self._jvp(fisher_batch, params, delta)
-                costs.curvature_products += 1
-                hv_delta = problem.loss.output_hessian_vector(z, jv_delta, y_fisher)
-                if use_momentum:
-                    terms = self._quadratic_terms([delta_flat, prev_flat], [jv_delta, jv_previous],
-                                                  [hv_delta, hv_previous], grad_flat, n_fisher)
-                else:
-                    terms = self._quadratic_terms([delta_flat], [jv_delta], [hv_delta], grad_flat, n_fisher)
+            candidates.append((gamma, self.layers.from_blocks(blocks), tri))
+        with self.phases("rescaling"):
+            y_fisher = curvature_targets(problem, fisher_batch, params)
+            directions = [delta for _, delta, _ in candidates] + ([self.previous] if use_momentum else [])
+            z, jvs = self._jvps(fisher_batch, params, directions)
+            costs.curvature_products += len(directions)
+            hvs = [problem.loss.output_hessian_vector(z, jv, y_fisher) for jv in jvs]
+            flats = [torch.cat([d[n].reshape(-1) for n in grad]) for d in directions]
+            best = None
+            for i, (gamma, delta, tri) in enumerate(candidates):
+                pick = [i, len(candidates)] if use_momentum else [i]
+                terms = self._quadratic_terms([flats[j] for j in pick], [jvs[j] for j in pick],
+                                              [hvs[j] for j in pick], grad_flat, n_fisher)
                 coefficients, change = solve_step_coefficients(*terms, damping)
-            if best is None or change < best[0]:
-                best = (change, gamma, coefficients, delta, tri)
+                if best is None or change < best[0]:
+                    best = (change, gamma, coefficients, delta, tri)
 
         change, gamma, coefficients, delta, tri = best
         self.gamma = gamma
