@@ -7,6 +7,7 @@ import math
 from itertools import pairwise
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -143,10 +144,13 @@ def test_block_diagonal_apply_equals_the_dense_damped_inverse() -> None:
     inverse = BlockDiagonalInverse()
     inverse.refresh(f.A, f.G)
     V = [torch.randn(dg, da) for da, dg in zip(dims_a, dims_g, strict=True)]
-    for gamma in (0.3, 2.0):  # γ trials reuse the same decompositions
+    for gamma in (0.3, 2.0, 0.3, 2.0, 2.0):  # γ trials reuse the same decompositions; repeated γ: explicit path
         for (Ad, Gd), v, u in zip(damped_blocks(f, gamma), V, inverse.apply(V, gamma), strict=True):
             expected = torch.linalg.solve(torch.kron(Gd, Ad), v.reshape(-1)).reshape(v.shape)
             torch.testing.assert_close(u, expected)
+    assert inverse.uses == {0.3: 2, 2.0: 3} and inverse._explicit[0] == 2.0
+    inverse.refresh(f.A, f.G)
+    assert inverse.uses == {} and inverse._explicit is None
 
 
 def test_cholesky_path_equals_the_eigen_path() -> None:
@@ -293,3 +297,19 @@ def test_kfac_variants_run(train, tmp_path: Path) -> None:
         code, err = train("optimizer=kfac", "optimizer.batch_size=64", "trainer.max_steps=4", *extra,
                           run_dir=tmp_path / f"v{i}")
         assert code == 0, err
+
+
+def test_kfac_resumes_exactly_mid_inverse_period(train, tmp_path: Path) -> None:
+    """A run stopped between refreshes (inverses, factors, δ₀, λ, γ checkpointed) continues as if never
+    stopped: the same losses and (α, μ, λ, γ) bit for bit."""
+    torch.set_default_dtype(torch.float32)
+    common = ("optimizer=kfac", "optimizer.batch_size=64", "optimizer.inverse_period=5",
+              "optimizer.gamma_period=5", "trainer.eval_every=4", "trainer.log_every=1")
+    assert train(*common, "trainer.max_steps=12", run_dir=tmp_path / "straight")[0] == 0
+    assert train(*common, "trainer.max_steps=7", run_dir=tmp_path / "split")[0] == 0
+    code, err = train(*common, "trainer.max_steps=12", "trainer.resume=true", run_dir=tmp_path / "split")
+    assert code == 0, err
+    straight, resumed = read_run(tmp_path / "straight")[0], read_run(tmp_path / "split")[0]
+    columns = ["iteration", "loss", "alpha", "mu", "lambda", "gamma"]
+    pd.testing.assert_frame_equal(straight[columns].dropna(subset=["loss"]).reset_index(drop=True),
+                                  resumed[columns].dropna(subset=["loss"]).reset_index(drop=True))

@@ -9,7 +9,9 @@ and curvature-batch size K (cases: rows, or predicted tokens), on random data wi
 * ``gradient`` — one forward + backward of the mean loss (the unit);
 * ``ggn_cached`` — one GGN-vector product with the linearisation cached (what CG pays per iteration);
   ``ggn_cached_setup`` — building that cache (``torch.func.linearize`` + ``vjp``), paid once per CG run;
-* ``ggn_uncached`` — ``jvp`` + ``vjp`` from scratch per product; ``ggn_double_backward`` — the R-op trick;
+* ``ggn_uncached`` — ``jvp`` + ``vjp`` from scratch per product; ``ggn_double_backward`` — the R-op trick
+  (J v as the derivative of a cached vjp; ``optimizer.curvature_mode=double_backward`` for HF), with its
+  ``ggn_double_backward_setup`` (one forward pass and graph, no tracing);
 * ``fisher`` — one Monte-Carlo Fisher-vector product (one sampled target per case, linearisation cached);
 * ``hessian`` — one exact Hessian-vector product (forward-over-reverse);
 * on CUDA, ``gradient_tf32`` and ``ggn_cached_tf32`` — the same with TensorFloat-32 matmuls, with the relative
@@ -83,6 +85,8 @@ def measure(model_name: str, batch_size: int, device: torch.device, repeats: int
     if "ggn_double_backward" in methods:
         op = GGNOperator(problem, batch, params, mode="double_backward")
         rows["ggn_double_backward"] = time_call(lambda: op(v), device, repeats)
+        rows["ggn_double_backward_setup"] = time_call(
+            lambda: GGNOperator(problem, batch, params, mode="double_backward"), device, max(1, repeats // 2))
     if "fisher" in methods:
         generator = torch.Generator(device=device).manual_seed(0)
         op = FisherOperator(problem, batch, params, generator=generator)

@@ -328,7 +328,7 @@ class KFAC(Optimizer):
     def state_dict(self) -> dict[str, Any]:
         return {"lambda": self.lam, "gamma": self.gamma, "previous": self.previous,
                 "factors": self.factors.state_dict(), "generator": self.generator.get_state(),
-                "blockdiag": (self.blockdiag.A, self.blockdiag.G, self.blockdiag.pi),
+                "blockdiag": (self.blockdiag.A, self.blockdiag.G, self.blockdiag.pi, self.blockdiag.uses),
                 "tri": self.tri}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -337,10 +337,11 @@ class KFAC(Optimizer):
         self.previous = None if prev is None else {k: v.to(self.device) for k, v in prev.items()}
         self.factors.load_state_dict(state["factors"], self.device)
         self.generator.set_state(state["generator"])
-        A, G, pi = state["blockdiag"]
+        A, G, pi, *uses = state["blockdiag"]  # checkpoints before the γ-use counter hold three entries
         self.blockdiag.A = [(e.to(self.device), q.to(self.device)) for e, q in A]
         self.blockdiag.G = [(e.to(self.device), q.to(self.device)) for e, q in G]
         self.blockdiag.pi = list(pi)
+        self.blockdiag.uses = dict(uses[0]) if uses else {}
         self.tri = _tri_to(state["tri"], self.device)
 
 
