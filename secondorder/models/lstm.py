@@ -62,8 +62,8 @@ class LSTMLayer(nn.Module):
         """x: (B, T, input_dim) → outputs (B, T, hidden_dim) and the final (h, c)."""
         h, c = state
         outputs = []
-        for t in range(x.shape[1]):
-            a = torch.cat([x[:, t], h], dim=1)
+        for x_t in x.unbind(1):  # one backward for all steps (x[:, t] costs a full-size zero fill per step)
+            a = torch.cat([x_t, h], dim=1)
             i, f, g, o = (gate(a) for gate in self.gates)
             if self.norms is not None:
                 i, f, g, o = (norm(v) for norm, v in zip(self.norms, (i, f, g, o), strict=False))

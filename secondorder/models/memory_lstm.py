@@ -55,15 +55,15 @@ class MemoryLSTM(nn.Module):
         return torch.softmax(strength * similarity, dim=1)
 
     def forward(self, inputs: Tensor, state: object = None) -> tuple[Tensor, Tensor]:
-        B, T, _ = inputs.shape
+        B = inputs.shape[0]
         H, N, W = self.cfg.hidden_dim, self.cfg.memory_slots, self.cfg.word_size
         h = inputs.new_zeros(B, H)
         c = inputs.new_zeros(B, H)
         read = inputs.new_zeros(B, W)
         memory = inputs.new_full((B, N, W), 1e-3)
         outputs = []
-        for t in range(T):
-            a = torch.cat([inputs[:, t], read, h], dim=1)
+        for x_t in inputs.unbind(1):  # one backward for all steps (inputs[:, t] would fill zeros per step)
+            a = torch.cat([x_t, read, h], dim=1)
             i, f, g, o = (gate(a) for gate in self.gates)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
