@@ -12,7 +12,8 @@ so beside each measured value.
 Profiles: ``quick`` (the default without CUDA) fits in about ten minutes on a 2-core CPU — CURVES at K = 1000
 and 5000, MNIST / FACES / PTB-char at K = 1000, iterations on CURVES and PTB-char (KFLR and HF-on-LSTM left out:
 minutes per step on a CPU), the smoke time-to-target profile; ``full`` (the default with CUDA) — every model at
-K = 1000 / 5000 / 7500, iterations on all five models, the full time-to-target profile (about 2 h on one GPU).
+K = 1000 / 5000 / 7500, iterations on all five models, the full time-to-target profile (three seeds per
+method: hours on one GPU; run `python -m secondorder.bench.time_to_target --seeds 1` for a first look).
 """
 
 from __future__ import annotations
@@ -62,17 +63,17 @@ def goals(folder: Path) -> list[tuple[str, str, str]]:
         rows = frame[(frame.quantity == "ggn_cached") & (frame.K >= 5000) & autoencoders]
         if len(rows):
             worst = rows.loc[rows.ratio_to_gradient.idxmax()]
-            measured = ", ".join(f"{r.model} K={r.K}: {r.ratio_to_gradient:.2f}×" for r in rows.itertuples())
+            measured = ", ".join(f"{r.model} K={r.K}: {r.ratio_to_gradient:.3g}×" for r in rows.itertuples())
             out.append(("cached GGN-vp ≤ 1.2× a gradient (autoencoders, K ≥ 5000)", measured,
-                        "yes" if worst.ratio_to_gradient <= 1.2 else f"no (worst {worst.ratio_to_gradient:.2f}×)"))
+                        "yes" if worst.ratio_to_gradient <= 1.2 else f"no (worst {worst.ratio_to_gradient:.3g}×)"))
     frame = _read(folder, "iterations")
     if frame is not None:
         rows = frame[frame.method == "kfac"]
         if len(rows):
-            measured = ", ".join(f"{r.model} m={r.m}: {r.ratio_to_adam:.2f}×" for r in rows.itertuples())
+            measured = ", ".join(f"{r.model} m={r.m}: {r.ratio_to_adam:.3g}×" for r in rows.itertuples())
             worst = rows.ratio_to_adam.max()
             out.append(("K-FAC iteration (inverses every 20, amortised) ≤ 1.5× an Adam step", measured,
-                        "yes" if worst <= 1.5 else f"no (worst {worst:.2f}×)"))
+                        "yes" if worst <= 1.5 else f"no (worst {worst:.3g}×)"))
     frame = _read(folder, "time_to_target")
     if frame is not None:
         for goal, method, target, limit, speedup in (

@@ -20,7 +20,8 @@ resumes; a new commit measures afresh); their records are copied beside the tabl
 
 Profiles: ``full`` — the thesis's data sizes (generated CURVES 20 000 / 10 000; MNIST: the offline 5k subset
 unless ``--problems mnist``), budgets of 15 min (HF), 5 min (K-FAC, KFRA) and 10 min per Adam learning rate,
-targets including the thesis's 0.2 (K-FAC goal) and 0.11 (RAND+HF); ``quick`` — a CPU smoke measurement:
+three seeds per method (median and min–max; hours on one GPU — ``--seeds 1`` for a first look), targets
+including the thesis's 0.2 (K-FAC goal) and 0.11 (RAND+HF); ``quick`` — a CPU smoke measurement:
 CURVES 4 000 / 1 000, 15 s per run, two Adam learning rates, shallow targets. Both label themselves.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,7 @@ import torch
 from secondorder.bench.timing import device_slug, environment, provenance_line, write_table
 from secondorder.experiments.runner import Cell, run_cells
 from secondorder.report.profiles import best_error, time_to_target
-from secondorder.report.runs import copy_run_records, find_runs
+from secondorder.report.runs import Run, copy_run_records, find_runs
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Profile:
     budgets: dict[str, float]  # seconds per run, by method family
     adam_lrs: tuple[float, ...]
     label: str
+    seeds: int = 1
 
 
 PROFILES = {
@@ -67,6 +70,7 @@ PROFILES = {
         budgets={"hf": 900, "kfac": 300, "kfra": 300, "adam": 600},
         adam_lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
         label="full: paper data sizes and the goals' budgets",
+        seeds=3,
     ),
 }
 EVAL_EVERY = {"hf": 1, "kfac": 5, "kfra": 5, "adam": 25}
@@ -87,6 +91,7 @@ def method_overrides(problem: str, profile: Profile) -> dict[str, tuple[str, lis
 
 
 def cells(problems: list[str], profile: Profile, targets: dict[str, list[float]], root: Path) -> list[Cell]:
+    """One run per (problem, method, seed); seed s > 0 runs in ``…_seed<s>``."""
     out = []
     for problem in problems:
         for label, (family, overrides) in method_overrides(problem, profile).items():
@@ -94,8 +99,10 @@ def cells(problems: list[str], profile: Profile, targets: dict[str, list[float]]
                       f"trainer.max_time_s={profile.budgets[family]}",
                       f"trainer.target_train_error={min(targets[problem])}", "trainer.progress=false",
                       f"trainer.eval_every={EVAL_EVERY[family]}", "trainer.checkpoint_every=1000000"]
-            out.append(Cell(f"{problem}_{label}", [*overrides, *budget], root / f"{problem}_{label}",
-                            {"problem": problem, "method": label, "family": family}))
+            for seed in range(profile.seeds):
+                name = f"{problem}_{label}" + (f"_seed{seed}" if seed else "")
+                out.append(Cell(name, [*overrides, *budget, f"seed={seed}"], root / name,
+                                {"problem": problem, "method": label, "family": family, "seed": str(seed)}))
     return out
 
 
@@ -103,15 +110,22 @@ def _time(seconds: float) -> str:
     return f"{seconds:.3g} s" if math.isfinite(seconds) else "—"
 
 
-def table(found: dict[str, Any], problems: list[str], targets: dict[str, list[float]],
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else math.inf
+
+
+def table(found: dict[tuple[str, str], list[Run]], problems: list[str], targets: dict[str, list[float]],
           budgets: dict[str, float]) -> pd.DataFrame:
-    """One row per (problem, target, method): time to target, iterations, and speed-up over tuned Adam."""
+    """One row per (problem, target, method): median time to target over the seeds (∞ when a seed missed it)
+    with its min–max, iterations, and the speed-up over tuned Adam (ratio of the medians)."""
     rows = []
     for problem in problems:
-        runs = {label: run for (p, label), run in found.items() if p == problem}
+        runs = {label: seeds for (p, label), seeds in found.items() if p == problem}
         for target in targets[problem]:
-            times = {label: time_to_target(run, target) for label, run in runs.items()}
-            iterations = {label: time_to_target(run, target, x="iteration") for label, run in runs.items()}
+            per_seed = {label: [time_to_target(r, target) for r in seeds] for label, seeds in runs.items()}
+            times = {label: _median(ts) for label, ts in per_seed.items()}
+            iterations = {label: _median([time_to_target(r, target, x="iteration") for r in seeds])
+                          for label, seeds in runs.items()}
             adam = {label: t for label, t in times.items() if label.startswith("adam")}
             best_adam_label = min(adam, key=adam.get) if adam else None
             best_adam = adam[best_adam_label] if adam else math.inf
@@ -129,9 +143,10 @@ def table(found: dict[str, Any], problems: list[str], targets: dict[str, list[fl
                 else:
                     speedup, bound = math.nan, ""
                 rows.append({"problem": problem, "target": target, "method": label, "run": key,
-                             "time_s": t, "iterations": iterations[key], "speedup_over_adam": speedup,
-                             "speedup_bound": bound, "best_error": best_error(runs[key]),
-                             "run_time_s": float(runs[key].summary.get("wall_time_s", math.nan))})
+                             "seeds": len(runs[key]), "time_s": t, "time_min_s": min(per_seed[key]),
+                             "time_max_s": max(per_seed[key]), "iterations": iterations[key],
+                             "speedup_over_adam": speedup, "speedup_bound": bound,
+                             "best_error": min(best_error(r) for r in runs[key])})
     return pd.DataFrame(rows)
 
 
@@ -146,19 +161,22 @@ def to_markdown(frame: pd.DataFrame, env: dict[str, Any], profile_name: str, pro
         f"Budgets per run: {', '.join(f'{k} {v:g} s' for k, v in profile.budgets.items())}; Adam learning rates "
         f"{', '.join(f'{lr:g}' for lr in profile.adam_lrs)} (tuned Adam: the fastest of them to each target). "
         "Time: training wall-clock at the first evaluation with train error (raw or averaged iterate) ≤ target; "
-        "— = not reached within the budget. One run per method (no repeats: each is minutes long).",
+        f"— = not reached within the budget. Seeds per method: {profile.seeds}; with several, the median over "
+        "seeds (a seed that missed the target counts as ∞) and the min–max.",
         "Command: `python -m secondorder.bench.time_to_target " + env.get("arguments", "") + "`; run records in "
         "`time_to_target/`.",
         "",
-        "| problem | target | method | run | time to target | iterations | speed-up over tuned Adam | best error |",
-        "|---|---|---|---|---|---|---|---|",
+        "| problem | target | method | run | time to target | min–max | iterations | speed-up over tuned Adam | "
+        "best error |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in frame.to_dict("records"):
         speedup = f"{r['speedup_bound']}{r['speedup_over_adam']:.2f}×" if r["speedup_over_adam"] == r[
             "speedup_over_adam"] else "—"
         iterations = f"{r['iterations']:.0f}" if math.isfinite(r["iterations"]) else "—"
+        spread = f"{_time(r['time_min_s'])}–{_time(r['time_max_s'])}" if r["seeds"] > 1 else ""
         lines.append(f"| {r['problem']} | {r['target']:g} | {r['method']} | {r['run']} | {_time(r['time_s'])} | "
-                     f"{iterations} | {speedup} | {r['best_error']:.4g} |")
+                     f"{spread} | {iterations} | {speedup} | {r['best_error']:.4g} |")
     return "\n".join(lines) + "\n"
 
 
@@ -179,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", nargs="*", default=[], metavar="PROBLEM=T1,T2")
     p.add_argument("--seconds", type=float, default=None, help="override every run's time budget")
     p.add_argument("--adam-lrs", nargs="+", type=float, default=None)
+    p.add_argument("--seeds", type=int, default=None, help="runs per method (default: the profile's)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", type=Path, default=Path("runs/bench"))
     p.add_argument("--out", type=Path, default=Path("results/bench"))
@@ -188,12 +207,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> Path:
     args = parser().parse_args(argv)
     profile = PROFILES[args.profile]
-    if args.seconds is not None or args.adam_lrs is not None:
+    if args.seconds is not None or args.adam_lrs is not None or args.seeds is not None:
         profile = Profile(profile.data, profile.targets,
                           {k: args.seconds or v for k, v in profile.budgets.items()},
                           tuple(args.adam_lrs or profile.adam_lrs),
                           profile.label + (f"; budget overridden to {args.seconds:g} s per run"
-                                           if args.seconds else ""))
+                                           if args.seconds else ""), args.seeds or profile.seeds)
     targets = parse_targets(args.targets, profile.targets)
     device = torch.device(args.device)
     env = environment(device)
@@ -204,19 +223,20 @@ def main(argv: list[str] | None = None) -> Path:
     for cell in todo:
         cell.overrides.append(f"trainer.device={args.device}")
     outcome = run_cells(todo)
-    found = {}
+    found: dict[tuple[str, str], list[Run]] = {}
+    names: dict[str, str] = {}
     for cell in todo:
         runs = find_runs([cell.run_dir])
         if runs and outcome.get(cell.name) in ("completed", "diverged"):
-            found[(cell.labels["problem"], cell.labels["method"])] = runs[0]
+            found.setdefault((cell.labels["problem"], cell.labels["method"]), []).append(runs[0])
+            names[str(runs[0].path)] = cell.name
     frame = table(found, args.problems, targets, profile.budgets)
     markdown = to_markdown(frame, env, args.profile, profile)
     failed = [name for name, status in outcome.items() if status not in ("completed", "diverged")]
     if failed:
         markdown += f"\nRuns that did not finish (left out above): {', '.join(failed)}.\n"
     folder = write_table(args.out, device, "time_to_target", frame, env, markdown)
-    copy_run_records(list(found.values()), folder / "time_to_target",
-                     {str(run.path): f"{p}_{label}" for (p, label), run in found.items()})
+    copy_run_records([r for seeds in found.values() for r in seeds], folder / "time_to_target", names)
     print(markdown)
     return folder
 
