@@ -18,7 +18,8 @@ def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
                              "--model-batches", "tiny_lm=12", "--repeats", "1", "--out", str(tmp_path)])
     table = pd.read_csv(folder / "curvature.csv")
     assert set(table.quantity) == {"gradient", "ggn_cached", "ggn_cached_setup", "ggn_uncached",
-                                   "ggn_double_backward", "ggn_double_backward_setup", "fisher", "hessian"}
+                                   "ggn_double_backward", "ggn_double_backward_setup", "fisher", "fisher_uncached",
+                                   "hessian"}
     assert (table.median_s > 0).all()
     assert (table.min_s <= table.median_s).all() and (table.median_s <= table.max_s).all()
     # K counts cases: rows for the autoencoder, predicted tokens for the LSTM (⌈12 / BPTT 5⌉ = 3 windows = 15)

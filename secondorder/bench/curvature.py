@@ -12,7 +12,8 @@ and curvature-batch size K (cases: rows, or predicted tokens), on random data wi
 * ``ggn_uncached`` — ``jvp`` + ``vjp`` from scratch per product; ``ggn_double_backward`` — the R-op trick
   (J v as the derivative of a cached vjp; ``optimizer.curvature_mode=double_backward`` for HF), with its
   ``ggn_double_backward_setup`` (one forward pass and graph, no tracing);
-* ``fisher`` — one Monte-Carlo Fisher-vector product (one sampled target per case, linearisation cached);
+* ``fisher`` — one Monte-Carlo Fisher-vector product (one sampled target per case, linearisation cached),
+  ``fisher_uncached`` the same recomputed from scratch;
 * ``hessian`` — one exact Hessian-vector product (forward-over-reverse);
 * on CUDA, ``gradient_tf32`` and ``ggn_cached_tf32`` — the same with TensorFloat-32 matmuls, with the relative
   error ‖x_tf32 − x_fp32‖ / ‖x_fp32‖ of the result (the accuracy price of ``trainer.tf32=true``).
@@ -91,6 +92,8 @@ def measure(model_name: str, batch_size: int, device: torch.device, repeats: int
         generator = torch.Generator(device=device).manual_seed(0)
         op = FisherOperator(problem, batch, params, generator=generator)
         rows["fisher"] = time_call(lambda: op(v), device, repeats)
+        op = FisherOperator(problem, batch, params, generator=generator, mode="jvp")
+        rows["fisher_uncached"] = time_call(lambda: op(v), device, repeats)
     if "hessian" in methods:
         op = HessianOperator(problem, batch, params)
         rows["hessian"] = time_call(lambda: op(v), device, repeats)
