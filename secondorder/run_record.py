@@ -45,15 +45,17 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def git_state(path: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the source tree this package runs from (``None`` outside a git checkout)."""
+def git_state(path: Path | None = None, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Commit and dirty flag of the source tree this package runs from (``None`` outside a git checkout);
+    changes under the repository-relative folders in ``ignore`` do not count (a benchmark's own output)."""
     where = path or Path(secondorder.__file__).resolve().parent
+    excluded = [":(top)", *(f":(top,exclude){folder}" for folder in ignore)] if ignore else []
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *excluded],
             cwd=where, capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         return {"git_commit": commit, "git_dirty": bool(dirty)}

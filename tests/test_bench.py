@@ -132,3 +132,25 @@ def test_suite_summary_states_each_goal_and_the_device_it_was_measured_on(tmp_pa
 
     text = suite.write_summary(tmp_path, torch.device("cpu"), "quick", {"curvature": 1.0}).read_text()
     assert "stated for one H100" in text and "| goal | measured | met |" in text
+
+
+def test_benchmark_provenance_ignores_its_own_results_but_not_code_changes(tmp_path: Path) -> None:
+    import subprocess
+
+    from secondorder.run_record import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    (tmp_path / "src" / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "results" / "table.md").write_text("new\n")
+    assert git_state(tmp_path / "src")["git_dirty"] is True
+    assert git_state(tmp_path / "src", ignore=("results",))["git_dirty"] is False
+    (tmp_path / "src" / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path / "src", ignore=("results",))["git_dirty"] is True

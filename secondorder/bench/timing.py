@@ -40,7 +40,7 @@ def time_call(fn: Callable[[], Any], device: torch.device, repeats: int, warmup:
 def environment(device: torch.device) -> dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **git_state(),
+        **git_state(ignore=("results",)),  # the suite's earlier tables, rewritten by this very run, do not count
         "torch": torch.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "device": device_name(device),
