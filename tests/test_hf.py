@@ -173,3 +173,31 @@ def test_hf_on_an_rnn_task_with_the_rnn_settings(train, tmp_path) -> None:
     metrics, summary = read_run(tmp_path / "r")
     assert summary["budget"]["target_test_error"] == 0.0099 and summary["dataset"] == "addition"
     assert metrics.cg_iters.dropna().le(30).all() and metrics["lambda"].dropna().iloc[0] > 0
+
+
+@pytest.mark.parametrize("sync_every", [2, 3, 7, 300])
+def test_cg_running_ahead_between_synchronisations_returns_the_same_result(sync_every: int) -> None:
+    """pcg(sync_every=s) replays the one-at-a-time decisions: same iterates, q values, stored iterates and
+    stopping reason for every way CG ends (progress rule, max_iters, negative curvature, convergence, a
+    custom stop); only the count of products computed ahead may be larger."""
+    A, b = spd_system(40)
+    d = torch.diagonal(A).clone()
+    indefinite = torch.diag(torch.tensor([3.0, 2.0, 1.0, -0.5], dtype=torch.float64))
+    cases = [
+        (lambda v: A @ v, b, dict(max_iters=250, store_at=backtracking_schedule(250))),   # progress rule
+        (lambda v: A @ v, b, dict(max_iters=9, precondition=lambda r: r / d)),             # max_iters
+        (lambda v: indefinite @ v, torch.ones(4, dtype=torch.float64), {}),                # negative curvature
+        (lambda v: 2.0 * v, torch.ones(5, dtype=torch.float64), {}),                       # converged (r = 0)
+        (lambda v: A @ v, b, dict(stop=lambda i, q, x: i == 13)),                         # custom stop rule
+    ]
+    for operator, rhs, options in cases:
+        reference = pcg(operator, rhs, torch.zeros_like(rhs), **options)
+        ahead = pcg(operator, rhs, torch.zeros_like(rhs), sync_every=sync_every, **options)
+        assert (ahead.reason, ahead.iterations, ahead.q_values) == (reference.reason, reference.iterations,
+                                                                     reference.q_values)
+        assert torch.equal(ahead.x, reference.x)
+        assert [i for i, _ in ahead.stored] == [i for i, _ in reference.stored]
+        assert all(torch.equal(u, v) for (_, u), (_, v) in zip(ahead.stored, reference.stored, strict=True))
+        assert reference.products <= ahead.products <= reference.products + sync_every - 1
+    assert {pcg(op, rhs, torch.zeros_like(rhs), **o).reason for op, rhs, o in cases} == {
+        "progress", "max_iters", "negative_curvature", "converged"}

@@ -8,7 +8,8 @@ Minimises q(x) = ½ xᵀAx − bᵀx for a symmetric operator A (the damped curv
 
 with one product Apᵢ per iteration and the quadratic's value tracked for free, q(xᵢ) = ½ (rᵢ − b)ᵀxᵢ (L890).
 The scalars each iteration decides on (pᵢᵀApᵢ, rᵢᵀyᵢ, q(xᵢ₊₁), rᵢ₊₁ᵀyᵢ₊₁) reach the host in a single transfer,
-so on a GPU the loop synchronises once per iteration rather than once per test.
+so on a GPU the loop synchronises once per iteration rather than once per test — or once per ``sync_every``
+iterations, running ahead and replaying the decisions (same result; see :func:`pcg`).
 
 Termination (Martens 2010; thesis L892–906): with window k = max(10, ⌈0.1 i⌉), stop after iteration i when
 i > k, q(x_{i−k}) < 0 and (q(xᵢ) − q(x_{i−k})) / q(xᵢ) < threshold, where threshold is ``tolerance`` (the
@@ -101,8 +102,16 @@ def pcg(
     mode: str = "per_step",
     store_at: list[int] | None = None,
     stop: Callable[[int, list[float], Tensor], bool] | None = None,
+    sync_every: int = 1,
 ) -> CGResult:
-    """Run PCG; ``stop(i, q, x_i)`` replaces the progress rule when given (e.g. the RNN 90 % rule)."""
+    """Run PCG; ``stop(i, q, x_i)`` replaces the progress rule when given (e.g. the RNN 90 % rule).
+
+    ``sync_every`` = s: run s iterations ahead without looking at their scalars (so a GPU's queue never drains
+    while the host decides), fetch the scalars of all s in one transfer, then take the decisions iteration by
+    iteration as the one-at-a-time loop would; iterations computed past a stop are discarded (their products
+    are still counted — the work was done). The returned iterates, q values and stopping reason are the same
+    for every s; s = 1 synchronises once per iteration. Memory: s copies of (x, r, y, p).
+    """
     apply_p = precondition or (lambda r: r)
     store = set(store_at or [])
     products = 0
@@ -120,40 +129,49 @@ def pcg(
     reason, i = "max_iters", 0
     if not math.isfinite(q[0]):
         return CGResult(torch.zeros_like(x0), 0, "nonfinite", [0.0], [], products)
-    while i < max_iters:
-        Ap = A(p)
-        products += 1
-        curvature = torch.dot(p, Ap)
-        alpha = ry / curvature
-        x_next = x + alpha * p
-        r_next = r + alpha * Ap
-        y_next = apply_p(r_next)
-        # Every scalar the loop's decisions need, fetched in one device-to-host transfer per iteration.
-        scalars = torch.stack([curvature, ry, 0.5 * torch.dot(r_next - b, x_next), torch.dot(r_next, y_next)])
-        curvature_value, ry_value, q_next, ry_next_value = scalars.tolist()
-        if not (math.isfinite(curvature_value) and math.isfinite(ry_value)):
-            reason = "nonfinite"
-            break
-        if curvature_value <= 0:
-            reason = "negative_curvature"
-            break
-        if not math.isfinite(q_next):
-            reason = "nonfinite"
-            break
-        x, r, y = x_next, r_next, y_next
-        i += 1
-        q.append(q_next)
-        if i in store:
-            stored.append((i, x.clone()))
-        if ry_next_value == 0:
-            reason = "converged"
-            break
-        ry_next = scalars[3]
-        p = -y + (ry_next / ry) * p
-        ry = ry_next
-        if i >= min_iters and (stop(i, q, x) if stop is not None else progress_stop(i, q, tolerance, mode)):
-            reason = "progress"
-            break
+    finished = False
+    while i < max_iters and not finished:
+        block = []  # (scalars, x_{j+1}, r_{j+1}, y_{j+1}, p_{j+1}, r_{j+1}ᵀy_{j+1}) for each look-ahead iteration
+        xs, rs, ps, rys = x, r, p, ry
+        for _ in range(min(sync_every, max_iters - i)):
+            Ap = A(ps)
+            products += 1
+            curvature = torch.dot(ps, Ap)
+            alpha = rys / curvature
+            x_next = xs + alpha * ps
+            r_next = rs + alpha * Ap
+            y_next = apply_p(r_next)
+            ry_next = torch.dot(r_next, y_next)
+            p_next = -y_next + (ry_next / rys) * ps
+            # pᵀAp, rᵀy, q(x_{j+1}) = ½ (r_{j+1} − b)ᵀx_{j+1}, r_{j+1}ᵀy_{j+1}: all the decisions need
+            block.append((torch.stack([curvature, rys, 0.5 * torch.dot(r_next - b, x_next), ry_next]),
+                          x_next, r_next, y_next, p_next, ry_next))
+            xs, rs, ps, rys = x_next, r_next, p_next, ry_next
+        values = torch.stack([entry[0] for entry in block]).tolist()  # the one device-to-host transfer
+        for (curvature_value, ry_value, q_next, ry_next_value), entry in zip(values, block, strict=True):
+            finished = True
+            if not (math.isfinite(curvature_value) and math.isfinite(ry_value)):
+                reason = "nonfinite"
+                break
+            if curvature_value <= 0:
+                reason = "negative_curvature"
+                break
+            if not math.isfinite(q_next):
+                reason = "nonfinite"
+                break
+            _, x, r, y, p_next, ry_next = entry
+            i += 1
+            q.append(q_next)
+            if i in store:
+                stored.append((i, x.clone()))
+            if ry_next_value == 0:
+                reason = "converged"
+                break
+            p, ry = p_next, ry_next
+            if i >= min_iters and (stop(i, q, x) if stop is not None else progress_stop(i, q, tolerance, mode)):
+                reason = "progress"
+                break
+            finished = False
     if not stored or stored[-1][0] != i:
         stored.append((i, x.clone()))
     return CGResult(x, i, reason, q, stored, products)

@@ -74,6 +74,7 @@ class HFConfig:
     cg_stop_rule: str = "progress"
     cg_init_decay: float = 0.95
     cg_init_from: str = "last"
+    cg_sync_every: int = 1
     backtracking: bool = True
     backtrack_first: float = 5.0
     backtrack_growth: float = 1.3
@@ -96,7 +97,7 @@ class HFConfig:
             *positive(self, "gradient_batch", allow_none=True),
             *positive(self, "curvature_chunks", "initial_lambda", "max_cg_iters", "min_cg_iters", "cg_tolerance",
                       "backtrack_first", "line_search_c", "line_search_max_steps", "preconditioner_samples",
-                      "preconditioner_chunk", "max_lambda"),
+                      "preconditioner_chunk", "max_lambda", "cg_sync_every"),
             in_range(self, "lambda_decrease", 0.0, 1.0),
             ("lambda_increase", self.lambda_increase > 1.0, "must be > 1"),
             in_range(self, "rho_low", -1e9, self.rho_high),
@@ -219,7 +220,8 @@ class HessianFree(Optimizer):
         with self.phases("cg"):
             result = pcg(damped, -grad, x0, precondition=precondition, max_iters=cfg.max_cg_iters,
                          min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
-                         store_at=self.schedule if cfg.backtracking else [], stop=stop)
+                         store_at=self.schedule if cfg.backtracking else [], stop=stop,
+                         sync_every=cfg.cg_sync_every)
         costs.curvature_products += result.products
         stats.update(cg_iters=result.iterations, cg_stop=STOP_CODES[result.reason],
                      cg_q=result.q_values[-1])
