@@ -14,7 +14,7 @@ from secondorder.report.runs import Run
 
 
 def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
-    folder = curvature.main(["--device", "cpu", "--models", "tiny", "tiny_lm", "--batches", "16",
+    folder = curvature.main(["--device", "cpu", "--models", "tiny", "tiny_lm", "tiny_rnn", "--batches", "16",
                              "--model-batches", "tiny_lm=12", "--repeats", "1", "--out", str(tmp_path)])
     table = pd.read_csv(folder / "curvature.csv")
     assert set(table.quantity) == {"gradient", "ggn_cached", "ggn_cached_setup", "ggn_uncached",
@@ -24,6 +24,7 @@ def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
     assert (table.min_s <= table.median_s).all() and (table.median_s <= table.max_s).all()
     # K counts cases: rows for the autoencoder, predicted tokens for the LSTM (⌈12 / BPTT 5⌉ = 3 windows = 15)
     assert set(table[table.model == "tiny"].K) == {16} and set(table[table.model == "tiny_lm"].K) == {15}
+    assert set(table.model) == {"tiny", "tiny_lm", "tiny_rnn"}  # the HF-RNN task's RNN, built as train builds it
     gradient = table[(table.model == "tiny") & (table.quantity == "gradient")].median_s.iloc[0]
     hessian = table[(table.model == "tiny") & (table.quantity == "hessian")]
     assert hessian.ratio_to_gradient.iloc[0] == pytest.approx(hessian.median_s.iloc[0] / gradient)

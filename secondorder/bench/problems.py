@@ -6,7 +6,9 @@
 * The K-FAC-RNN paper's Penn TreeBank LSTMs (``conf/model/ptb_*.yaml``): ``ptb_word`` (vocabulary 10 000, two
   layers of 650, truncated BPTT 35) and ``ptb_char`` (50 symbols, two layers of 128, BPTT 100); tokens uniform over
   the vocabulary. A batch of K cases is ⌈K / BPTT⌉ windows: K counts predicted tokens, as the objective does.
-* ``tiny`` / ``tiny_lm`` — small stand-ins for the tests of the benchmark scripts.
+* ``rnn_addition`` — the thesis's HF-RNN setting (``experiment=hf_rnn``): the 100-unit sparse-init RNN on the
+  addition task at T = 100; K counts sequences.
+* ``tiny`` / ``tiny_lm`` / ``tiny_rnn`` — small stand-ins for the tests of the benchmark scripts.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ LANGUAGE_MODELS = {
     "ptb_char": LanguageModelShape(50, 128, 100),
     "tiny_lm": LanguageModelShape(20, 8, 5),
 }
-MODELS = (*AUTOENCODERS, *LANGUAGE_MODELS)
+RNN_TASKS = {"rnn_addition": ["experiment=hf_rnn", "dataset=addition", "dataset.T=100"],
+             "tiny_rnn": ["experiment=hf_rnn", "dataset=addition", "dataset.T=10", "model.hidden_dim=5"]}
+MODELS = (*AUTOENCODERS, *LANGUAGE_MODELS, *RNN_TASKS)
 
 
 def is_language_model(name: str) -> bool:
@@ -56,6 +60,13 @@ def bench_problem(name: str, cases: int, device: torch.device, l2: float = 0.0, 
     """The model ``name`` with ``pool`` × ``cases`` random training cases (so samplers can draw distinct
     batches of ``cases``), seed 0."""
     generator = torch.Generator().manual_seed(0)
+    if name in RNN_TASKS:  # generated task data: built exactly as ``train`` builds it
+        from secondorder.cli import compose_run
+        from secondorder.problems import build_problem
+
+        run = compose_run(RNN_TASKS[name])
+        run.objective.l2 = l2
+        return build_problem(run, device, torch.float32)
     if name in AUTOENCODERS:
         dims, loss_name = AUTOENCODERS[name]
         model = build_model(AutoencoderConfig(encoder_dims=dims), seed=0).to(device)
@@ -80,6 +91,8 @@ def bench_batch(problem: Any, name: str, cases: int, device: torch.device) -> An
     if name in AUTOENCODERS:
         x = problem.data.train_inputs[:cases]
         return x, x
+    if name in RNN_TASKS:
+        return problem.make_sampler(seed=0).next(cases)
     shape = LANGUAGE_MODELS[name]
     windows = max(1, math.ceil(cases / shape.bptt))
     tokens = problem.corpus.train[: windows * shape.bptt + 1].to(device)
