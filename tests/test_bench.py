@@ -155,3 +155,21 @@ def test_benchmark_provenance_ignores_its_own_results_but_not_code_changes(tmp_p
     assert git_state(tmp_path / "src", ignore=("results",))["git_dirty"] is False
     (tmp_path / "src" / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path / "src", ignore=("results",))["git_dirty"] is True
+
+
+def test_time_to_target_runs_real_training_jobs_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    """Every method's overrides compose into a valid ``train`` run (HF, K-FAC, KFRA, Adam on a tiny CURVES), and
+    the table and run records are written."""
+    folder = time_to_target.main([
+        "--profile", "quick", "--problems", "curves", "--seconds", "1", "--adam-lrs", "0.01",
+        "--targets", "curves=1000,1", "--device", "cpu", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path),
+        "--extra", f"data_dir={data_dir}", "dataset.n_train=128", "dataset.n_test=64", "model.encoder_dims=[784,8,4]",
+        "trainer.eval_batch_size=64"])
+    frame = pd.read_csv(folder / "time_to_target.csv")
+    assert set(frame.method) == {"hf", "kfac", "kfra", "adam"}
+    easy = frame[frame.target == 1000].set_index("method")  # every method starts below 1000: reached at once
+    assert (easy.time_s == 0).all() and (easy.iterations == 0).all() and (easy.speedup_over_adam == 1.0).all()
+    assert frame[frame.target == 1].time_s.eq(math.inf).all()  # impossible in 1 s: reported as not reached
+    for name in ("curves_hf", "curves_kfac", "curves_kfra", "curves_adam_lr0.01"):
+        assert (folder / "time_to_target" / name / "summary.json").exists()
+    assert "budget overridden to 1 s per run" in (folder / "time_to_target.md").read_text()

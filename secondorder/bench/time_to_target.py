@@ -110,6 +110,13 @@ def _time(seconds: float) -> str:
     return f"{seconds:.3g} s" if math.isfinite(seconds) else "—"
 
 
+def _ratio(slower: float, faster: float) -> float:
+    """slower / faster, where a target met at the start (time 0) ties with another 0 and beats anything else."""
+    if faster > 0:
+        return slower / faster
+    return 1.0 if slower == 0 else math.inf
+
+
 def _median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else math.inf
 
@@ -137,9 +144,9 @@ def table(found: dict[tuple[str, str], list[Run]], problems: list[str], targets:
                 if label == "adam":
                     speedup, bound = 1.0 if math.isfinite(t) else math.nan, ""
                 elif math.isfinite(t) and math.isfinite(best_adam):
-                    speedup, bound = best_adam / t, ""
+                    speedup, bound = _ratio(best_adam, t), ""
                 elif math.isfinite(t):  # Adam never got there: its budget bounds the speed-up from below
-                    speedup, bound = budgets["adam"] / t, ">"
+                    speedup, bound = _ratio(budgets["adam"], t), ">"
                 else:
                     speedup, bound = math.nan, ""
                 rows.append({"problem": problem, "target": target, "method": label, "run": key,
@@ -171,8 +178,8 @@ def to_markdown(frame: pd.DataFrame, env: dict[str, Any], profile_name: str, pro
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in frame.to_dict("records"):
-        speedup = f"{r['speedup_bound']}{r['speedup_over_adam']:.2f}×" if r["speedup_over_adam"] == r[
-            "speedup_over_adam"] else "—"
+        value = r["speedup_over_adam"]
+        speedup = "—" if value != value else f"{r['speedup_bound']}{'∞' if math.isinf(value) else f'{value:.2f}'}×"
         iterations = f"{r['iterations']:.0f}" if math.isfinite(r["iterations"]) else "—"
         spread = f"{_time(r['time_min_s'])}–{_time(r['time_max_s'])}" if r["seeds"] > 1 else ""
         lines.append(f"| {r['problem']} | {r['target']:g} | {r['method']} | {r['run']} | {_time(r['time_s'])} | "
@@ -198,6 +205,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="override every run's time budget")
     p.add_argument("--adam-lrs", nargs="+", type=float, default=None)
     p.add_argument("--seeds", type=int, default=None, help="runs per method (default: the profile's)")
+    p.add_argument("--extra", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="train overrides appended to every run (e.g. data_dir=… or dataset.n_train=…)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", type=Path, default=Path("runs/bench"))
     p.add_argument("--out", type=Path, default=Path("results/bench"))
@@ -221,7 +230,7 @@ def main(argv: list[str] | None = None) -> Path:
     root = args.runs / device_slug(device) / commit / args.profile
     todo = cells(args.problems, profile, targets, root)
     for cell in todo:
-        cell.overrides.append(f"trainer.device={args.device}")
+        cell.overrides += [f"trainer.device={args.device}", *args.extra]
     outcome = run_cells(todo)
     found: dict[tuple[str, str], list[Run]] = {}
     names: dict[str, str] = {}
