@@ -173,3 +173,16 @@ def test_time_to_target_runs_real_training_jobs_end_to_end(tmp_path: Path, data_
     for name in ("curves_hf", "curves_kfac", "curves_kfra", "curves_adam_lr0.01"):
         assert (folder / "time_to_target" / name / "summary.json").exists()
     assert "budget overridden to 1 s per run" in (folder / "time_to_target.md").read_text()
+
+
+def test_make_bench_runs_each_part_with_its_profile_and_writes_the_summary(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(suite.PROFILES, "quick", {
+        "curvature": ["--models", "tiny", "--batches", "16", "--repeats", "1", "--methods", "ggn_cached"],
+        "iterations": ["--models", "tiny", "--batch", "32", "--repeats", "1", "--methods", "adam", "kfac"],
+    })
+    folder = suite.main(["--profile", "quick", "--only", "curvature", "iterations", "--device", "cpu",
+                         "--out", str(tmp_path)])
+    assert {p.name for p in folder.iterdir()} >= {"curvature.md", "iterations.md", "README.md"}
+    summary = (folder / "README.md").read_text()
+    assert "profile `quick`" in summary and "curvature" in summary and "K-FAC iteration" in summary
