@@ -228,16 +228,20 @@ def test_one_step_on_every_image_dataset(train, tmp_path: Path, dataset_files: P
     assert summary["data"]["stand_in"] == (dataset in {"curves", "mnist_5k", "mnist_5k_class", "faces_lfw"})
 
 
-def test_training_stops_at_the_target_test_error(train, tmp_path: Path) -> None:
-    """trainer.target_test_error ends a run at the first evaluation at or below it (thesis L1809's success)."""
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_training_stops_at_the_target_error(train, tmp_path: Path, split: str) -> None:
+    """trainer.target_{test,train}_error end a run at the first evaluation at or below it (thesis L1809's
+    success criterion; the time-to-target benchmark)."""
     code, _ = train("trainer.max_steps=15", "trainer.eval_every=5", run_dir=tmp_path / "free")
-    errors = read_run(tmp_path / "free")[0].dropna(subset=["test_error"]).set_index("iteration").test_error
+    errors = read_run(tmp_path / "free")[0].dropna(subset=[f"{split}_error"]).set_index("iteration")[f"{split}_error"]
     assert code == 0 and errors[0] > errors[5]
     target = (errors[0] + errors[5]) / 2
-    code, err = train("trainer.max_steps=15", "trainer.eval_every=5", f"trainer.target_test_error={target}",
+    code, err = train("trainer.max_steps=15", "trainer.eval_every=5", f"trainer.target_{split}_error={target}",
                       run_dir=tmp_path / "r")
     assert code == 0, err
     _, summary = read_run(tmp_path / "r")
     assert summary["iteration"] == 5 and summary["target_reached"] and summary["status"] == "completed"
-    code, err = train("trainer.max_steps=10", "trainer.target_test_error=-1", run_dir=tmp_path / "bad")
-    assert code == 2 and "target_test_error" in err
+    assert summary["budget"][f"target_{split}_error"] == target
+    assert summary["tf32"] is False and summary["peak_gpu_memory_bytes"] is None  # a CPU run
+    code, err = train("trainer.max_steps=10", f"trainer.target_{split}_error=-1", run_dir=tmp_path / "bad")
+    assert code == 2 and f"target_{split}_error" in err

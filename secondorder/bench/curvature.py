@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from secondorder.bench.problems import MODELS, bench_batch, bench_problem
-from secondorder.bench.timing import environment, provenance_line, time_call, write_table
+from secondorder.bench.timing import add_device_and_models, environment, provenance_line, time_call, write_table
 from secondorder.curvature import FisherOperator, GGNOperator, HessianOperator, detached_params
 from secondorder.train import set_tf32
 
@@ -127,9 +127,7 @@ def to_markdown(frame: pd.DataFrame, env: dict[str, Any]) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench-curvature", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--models", nargs="+", default=["curves", "mnist", "faces", "ptb_char", "ptb_word"],
-                   choices=MODELS)
+    add_device_and_models(p, ["curves", "mnist", "faces", "ptb_char", "ptb_word"], MODELS)
     p.add_argument("--batches", nargs="+", type=int, default=[1000, 5000, 7500])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--methods", nargs="+", default=list(QUANTITIES), choices=QUANTITIES)

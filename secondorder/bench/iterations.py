@@ -37,7 +37,14 @@ import pandas as pd
 import torch
 
 from secondorder.bench.problems import MODELS, batch_size_for, bench_batch, bench_problem, is_language_model
-from secondorder.bench.timing import environment, provenance_line, synchronise, time_call, write_table
+from secondorder.bench.timing import (
+    add_device_and_models,
+    environment,
+    provenance_line,
+    synchronise,
+    time_call,
+    write_table,
+)
 from secondorder.optim import OPTIMIZERS
 from secondorder.optim.phases import PARTS
 
@@ -176,9 +183,7 @@ def to_markdown(frame: pd.DataFrame, env: dict[str, Any]) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench-iterations", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--models", nargs="+", default=["curves", "mnist", "faces", "ptb_char", "ptb_word"],
-                   choices=MODELS)
+    add_device_and_models(p, ["curves", "mnist", "faces", "ptb_char", "ptb_word"], MODELS)
     p.add_argument("--batch", type=int, default=1000, help="m: cases per batch (tokens for language models)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--methods", nargs="+", default=None,

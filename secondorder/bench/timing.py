@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -71,3 +72,9 @@ def write_table(out: Path, device: torch.device, name: str, frame: pd.DataFrame,
     (folder / f"{name}.json").write_text(json.dumps(env, indent=2) + "\n")
     (folder / f"{name}.md").write_text(markdown)
     return folder
+
+
+def add_device_and_models(parser: argparse.ArgumentParser, models: list[str], choices: tuple[str, ...]) -> None:
+    """The options every per-model benchmark shares: ``--device`` (CUDA when present) and ``--models``."""
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--models", nargs="+", default=models, choices=choices)
