@@ -44,16 +44,21 @@ def robust_eigh(matrix: Tensor, attempts: int = 4) -> Decomposition:
     return torch.full((m.shape[0],), scale, dtype=m.dtype, device=m.device), eye
 
 
+def same_size_groups(matrices: list[Tensor]) -> list[list[int]]:
+    """Indices of the matrices grouped by (size, device): the sets one batched linear-algebra call can take."""
+    groups: dict[tuple[int, torch.device], list[int]] = {}
+    for i, m in enumerate(matrices):
+        groups.setdefault((m.shape[0], m.device), []).append(i)
+    return list(groups.values())
+
+
 def batched_eigh(matrices: list[Tensor]) -> list[Decomposition]:
     """:func:`robust_eigh` of many symmetric matrices, the same-size ones in one batched ``eigh`` call with one
     finiteness check per size (a network's factors repeat sizes: an autoencoder's encoder and decoder mirror
     each other), instead of a call and a host synchronisation per matrix. A size group that fails falls back to
     :func:`robust_eigh` matrix by matrix, so the result is the same either way."""
     out: list[Decomposition | None] = [None] * len(matrices)
-    groups: dict[tuple[int, torch.device], list[int]] = {}
-    for i, m in enumerate(matrices):
-        groups.setdefault((m.shape[0], m.device), []).append(i)
-    for indices in groups.values():
+    for indices in same_size_groups(matrices):
         stack = torch.stack([matrices[i].to(torch.float64) for i in indices])
         stack = 0.5 * (stack + stack.mT)
         try:
@@ -163,10 +168,7 @@ class CholeskyBlockDiagonal:
         """Cholesky factors of matrix + shift·I for all factors, same-size ones in one batched call with one
         host check of the failure flags; a failed one is redone by :meth:`_factor` (jitter, then eigh)."""
         out: list[Tensor | None] = [None] * len(matrices)
-        groups: dict[tuple[int, torch.device], list[int]] = {}
-        for i, m in enumerate(matrices):
-            groups.setdefault((m.shape[0], m.device), []).append(i)
-        for indices in groups.values():
+        for indices in same_size_groups(matrices):
             eye = torch.eye(matrices[indices[0]].shape[0], dtype=torch.float64, device=matrices[indices[0]].device)
             stack = torch.stack([matrices[i] + shifts[i] * eye for i in indices])
             L, info = torch.linalg.cholesky_ex(stack)

@@ -110,7 +110,7 @@ def pcg(
     while the host decides), fetch the scalars of all s in one transfer, then take the decisions iteration by
     iteration as the one-at-a-time loop would; iterations computed past a stop are discarded (their products
     are still counted — the work was done). The returned iterates, q values and stopping reason are the same
-    for every s; s = 1 synchronises once per iteration. Memory: s copies of (x, r, y, p).
+    for every s; s = 1 synchronises once per iteration. Memory: s copies of (x, r, p).
     """
     apply_p = precondition or (lambda r: r)
     store = set(store_at or [])
@@ -131,7 +131,7 @@ def pcg(
         return CGResult(torch.zeros_like(x0), 0, "nonfinite", [0.0], [], products)
     finished = False
     while i < max_iters and not finished:
-        block = []  # (scalars, x_{j+1}, r_{j+1}, y_{j+1}, p_{j+1}, r_{j+1}ᵀy_{j+1}) for each look-ahead iteration
+        block = []  # (scalars, x_{j+1}, r_{j+1}, p_{j+1}, r_{j+1}ᵀy_{j+1}) for each look-ahead iteration
         xs, rs, ps, rys = x, r, p, ry
         for _ in range(min(sync_every, max_iters - i)):
             Ap = A(ps)
@@ -145,7 +145,7 @@ def pcg(
             p_next = -y_next + (ry_next / rys) * ps
             # pᵀAp, rᵀy, q(x_{j+1}) = ½ (r_{j+1} − b)ᵀx_{j+1}, r_{j+1}ᵀy_{j+1}: all the decisions need
             block.append((torch.stack([curvature, rys, 0.5 * torch.dot(r_next - b, x_next), ry_next]),
-                          x_next, r_next, y_next, p_next, ry_next))
+                          x_next, r_next, p_next, ry_next))
             xs, rs, ps, rys = x_next, r_next, p_next, ry_next
         values = torch.stack([entry[0] for entry in block]).tolist()  # the one device-to-host transfer
         for (curvature_value, ry_value, q_next, ry_next_value), entry in zip(values, block, strict=True):
@@ -159,7 +159,7 @@ def pcg(
             if not math.isfinite(q_next):
                 reason = "nonfinite"
                 break
-            _, x, r, y, p_next, ry_next = entry
+            _, x, r, p_next, ry_next = entry
             i += 1
             q.append(q_next)
             if i in store:
