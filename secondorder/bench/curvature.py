@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from secondorder.bench.problems import MODELS, bench_batch, bench_problem
+from secondorder.bench.problems import MODELS, bench_batch, bench_problem, gradient_evaluation
 from secondorder.bench.timing import add_device_and_models, environment, provenance_line, time_call, write_table
 from secondorder.curvature import FisherOperator, GGNOperator, HessianOperator, detached_params
 from secondorder.train import set_tf32
@@ -57,10 +57,7 @@ def measure(model_name: str, batch_size: int, device: torch.device, repeats: int
     v = {k: torch.randn_like(p) for k, p in params.items()}
 
     def gradient() -> dict[str, torch.Tensor]:
-        for p in model.parameters():
-            p.grad = None
-        problem.objective(batch).backward()
-        return {n: p.grad for n, p in model.named_parameters()}
+        return gradient_evaluation(problem, batch)
 
     rows: dict[str, dict[str, float]] = {"gradient": time_call(gradient, device, repeats)}
     if "ggn_cached" in methods:
@@ -140,7 +137,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> Path:
     args = parser().parse_args(argv)
     device = torch.device(args.device)
-    per_model = {k: [int(b) for b in v.split(",")] for k, v in (item.split("=") for item in args.model_batches)}
+    per_model = {}
+    for item in args.model_batches:
+        model, _, sizes = item.partition("=")
+        try:
+            per_model[model] = [int(b) for b in sizes.split(",")]
+        except ValueError:
+            raise SystemExit(f"bench-curvature: --model-batches {item!r}: write MODEL=K[,K…] (faces=1000)") from None
     rows = []
     for model_name in args.models:
         for batch in per_model.get(model_name, args.batches):

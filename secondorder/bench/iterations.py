@@ -36,7 +36,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from secondorder.bench.problems import MODELS, batch_size_for, bench_batch, bench_problem, is_language_model
+from secondorder.bench.problems import (
+    MODELS,
+    batch_size_for,
+    bench_batch,
+    bench_problem,
+    gradient_evaluation,
+    is_language_model,
+)
 from secondorder.bench.timing import (
     add_device_and_models,
     environment,
@@ -126,13 +133,7 @@ def time_method(method: str, model: str, m: int, repeats: int, device: torch.dev
 def gradient_time(model: str, m: int, repeats: int, device: torch.device) -> dict[str, float]:
     problem = bench_problem(model, m, device, l2=1e-5, pool=1)
     batch = bench_batch(problem, model, m, device)
-
-    def gradient() -> None:
-        for p in problem.model.parameters():
-            p.grad = None
-        problem.objective(batch).backward()
-
-    return time_call(gradient, device, repeats)
+    return time_call(lambda: gradient_evaluation(problem, batch), device, repeats)
 
 
 def measure(model: str, m: int, methods: list[str], repeats: int, device: torch.device,

@@ -103,3 +103,12 @@ def bench_batch(problem: Any, name: str, cases: int, device: torch.device) -> An
 def batch_size_for(name: str, cases: int) -> int:
     """The sampler's batch size giving ``cases`` cases: rows, or windows for a language model."""
     return max(1, math.ceil(cases / LANGUAGE_MODELS[name].bptt)) if is_language_model(name) else cases
+
+
+def gradient_evaluation(problem: Any, batch: Any) -> dict[str, torch.Tensor]:
+    """The unit every benchmark divides by: one forward + backward of the mean objective on ``batch``;
+    returns the gradients."""
+    for p in problem.model.parameters():
+        p.grad = None
+    problem.objective(batch).backward()
+    return {n: p.grad for n, p in problem.model.named_parameters()}
