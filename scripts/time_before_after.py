@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from secondorder.cli import compose_run
+from secondorder.composition import compose_run
 from secondorder.curvature import GGNOperator, detached_params
 from secondorder.data.splits import DataSplits
 from secondorder.losses import get_loss

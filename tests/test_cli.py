@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from secondorder.cli import available_options
+from secondorder.composition import available_options
 from tests.conftest import TINY, read_run
 
 BIN = Path(sys.executable).parent

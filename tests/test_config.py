@@ -7,7 +7,7 @@ import itertools
 import pytest
 from hydra import compose, initialize_config_dir
 
-from secondorder.cli import CONF_DIR, available_options, check_group_choices
+from secondorder.composition import CONF_DIR, available_options, check_group_choices
 from secondorder.config import TrainerConfig, validate
 from secondorder.data import DATASETS
 from secondorder.errors import ConfigError

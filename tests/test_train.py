@@ -46,7 +46,7 @@ def test_training_error_is_the_per_case_sum_of_squared_pixel_errors(train, tmp_p
     """Recompute the logged initial error from the data and the initial model (design.md §2)."""
     from hydra import compose, initialize_config_dir
 
-    from secondorder.cli import CONF_DIR
+    from secondorder.composition import CONF_DIR
     from secondorder.config import validate
     from secondorder.data import load_dataset
     from secondorder.models import build_model

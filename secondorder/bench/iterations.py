@@ -63,7 +63,7 @@ WARMUP = 3
 
 def optimizer_config(method: str, model: str, m: int) -> Any:
     """The method's YAML settings (composed as ``train optimizer=<method>`` would) with every batch at m cases."""
-    from secondorder.cli import compose_run
+    from secondorder.composition import compose_run
 
     dataset = "ptb_char" if is_language_model(model) else "curves"
     cfg = compose_run([f"optimizer={method}", f"dataset={dataset}"]).optimizer

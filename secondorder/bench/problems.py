@@ -61,7 +61,7 @@ def bench_problem(name: str, cases: int, device: torch.device, l2: float = 0.0, 
     batches of ``cases``), seed 0."""
     generator = torch.Generator().manual_seed(0)
     if name in RNN_TASKS:  # generated task data: built exactly as ``train`` builds it
-        from secondorder.cli import compose_run
+        from secondorder.composition import compose_run
         from secondorder.problems import build_problem
 
         run = compose_run(RNN_TASKS[name])

@@ -143,7 +143,7 @@ class AlignmentProbe:
 
 
 def run_alignment(settings: dict, data_dir: Path | None = None) -> pd.DataFrame:
-    from secondorder.cli import compose_run
+    from secondorder.composition import compose_run
     from secondorder.kfac.kfra import activations_after
     from secondorder.kfac.layers import LinearLayers
     from secondorder.optim import build_optimizer

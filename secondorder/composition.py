@@ -1,0 +1,50 @@
+"""Config composition: the ``conf/`` tree, its option groups, and the validated run that a list of Hydra
+overrides describes. Library code (experiments, benchmarks, scripts) composes runs here; the command line
+(:mod:`secondorder.cli`) only adds argument handling and error printing on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+
+from secondorder.config import RunConfig, validate
+from secondorder.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONFIG_GROUPS = ("dataset", "model", "optimizer", "trainer", "experiment", "pretrain")
+
+
+def available_options(group: str) -> list[str]:
+    """Config names in a group, nested ones as ``folder/name`` (e.g. ``table_4_3/curves_rand_hf``)."""
+    folder = CONF_DIR / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Reject ``optimizer=nope`` (also inside sweeps) before Hydra composes anything."""
+    try:
+        candidates = [o for o in overrides if not o.startswith("-") and "=" in o]  # flags and their values skip
+        parsed = OverridesParser.create().parse_overrides(candidates)
+    except OverrideParseException as exc:
+        raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
+    for override in parsed:
+        group = override.key_or_group
+        if group not in CONFIG_GROUPS or override.is_delete():
+            continue
+        values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                  else [str(override.value())])
+        options = available_options(group)
+        for value in values:
+            if value not in options:
+                raise ConfigError(f"unknown {group} {value!r}; available: {', '.join(options)}")
+
+
+def compose_run(overrides: list[str]) -> RunConfig:
+    """The validated :class:`~secondorder.config.RunConfig` that ``train <overrides>`` would run."""
+    check_group_choices(overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return validate(compose(config_name="config", overrides=list(overrides)))
