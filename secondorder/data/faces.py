@@ -86,7 +86,7 @@ def load_faces(cfg: FacesConfig, data_dir: Path) -> DataSplits:
     elif cfg.path is not None:
         return _martens_mat(Path(cfg.path).expanduser())
     else:
-        sources = _olivetti(data_dir, cfg.download)
+        sources = olivetti_faces(data_dir, cfg.download)
         people = torch.arange(400) // 10
         train_ids, test_ids = (people < 25).nonzero().flatten(), (people >= 30).nonzero().flatten()
         origin = "Olivetti faces (people 1–25 train, 31–40 test)"
@@ -127,7 +127,7 @@ def _lfw_faces() -> torch.Tensor:
     return torch.from_numpy(lfw_subset()[:100].astype(np.float32))
 
 
-def _olivetti(data_dir: Path, download: bool) -> torch.Tensor:
+def olivetti_faces(data_dir: Path, download: bool) -> torch.Tensor:
     try:
         from sklearn.datasets import fetch_olivetti_faces
     except ImportError as exc:

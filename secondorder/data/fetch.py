@@ -14,25 +14,22 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from secondorder.data.cifar10 import Cifar10Config, load_cifar10
+from secondorder.data.faces import olivetti_faces
+from secondorder.data.mnist import MnistConfig, load_mnist
 from secondorder.errors import DataError
 
 
 def _mnist(data_dir: Path) -> None:
-    from secondorder.data.mnist import MnistConfig, load_mnist
-
     load_mnist(MnistConfig(download=True), data_dir)
 
 
 def _cifar(data_dir: Path) -> None:
-    from secondorder.data.cifar10 import Cifar10Config, load_cifar10
-
     load_cifar10(Cifar10Config(download=True), data_dir)
 
 
 def _olivetti(data_dir: Path) -> None:
-    from secondorder.data.faces import _olivetti
-
-    _olivetti(data_dir, download=True)
+    olivetti_faces(data_dir, download=True)
 
 
 def _package(name: str, extra: str) -> Callable[[Path], None]:
