@@ -52,6 +52,7 @@ from secondorder.bench.timing import (
     time_call,
     write_table,
 )
+from secondorder.composition import compose_run
 from secondorder.optim import OPTIMIZERS
 from secondorder.optim.phases import PARTS
 
@@ -63,8 +64,6 @@ WARMUP = 3
 
 def optimizer_config(method: str, model: str, m: int) -> Any:
     """The method's YAML settings (composed as ``train optimizer=<method>`` would) with every batch at m cases."""
-    from secondorder.composition import compose_run
-
     dataset = "ptb_char" if is_language_model(model) else "curves"
     cfg = compose_run([f"optimizer={method}", f"dataset={dataset}"]).optimizer
     batch = batch_size_for(model, m)

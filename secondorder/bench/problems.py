@@ -19,13 +19,14 @@ from typing import Any
 
 import torch
 
+from secondorder.composition import compose_run
 from secondorder.data.sequences import SequenceBatch, TokenCorpus
 from secondorder.data.splits import DataSplits
 from secondorder.losses import get_loss
 from secondorder.metrics import reconstruction_sse
 from secondorder.models import AutoencoderConfig, build_model
 from secondorder.models.lstm import LSTMConfig, LSTMLanguageModel, initialise_uniform_
-from secondorder.problems import LanguageModelProblem, ObjectiveConfig, SupervisedProblem
+from secondorder.problems import LanguageModelProblem, ObjectiveConfig, SupervisedProblem, build_problem
 
 AUTOENCODERS = {
     "curves": ([784, 400, 200, 100, 50, 25, 6], "sigmoid_bce"),
@@ -61,9 +62,6 @@ def bench_problem(name: str, cases: int, device: torch.device, l2: float = 0.0, 
     batches of ``cases``), seed 0."""
     generator = torch.Generator().manual_seed(0)
     if name in RNN_TASKS:  # generated task data: built exactly as ``train`` builds it
-        from secondorder.composition import compose_run
-        from secondorder.problems import build_problem
-
         run = compose_run(RNN_TASKS[name])
         run.objective.l2 = l2
         return build_problem(run, device, torch.float32)

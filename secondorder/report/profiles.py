@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from secondorder.errors import UserError
 from secondorder.report.runs import Run
+from secondorder.report.tables import to_markdown
 
 R_MAX = 4.0
 
@@ -130,8 +132,6 @@ def problem_method_table(runs: list[Run], problem_key: str, method_key: str) -> 
 
 def parse_targets(items: list[str]) -> dict[str, float]:
     """``["curves=0.2", "mnist=1.5"]`` → {"curves": 0.2, "mnist": 1.5}."""
-    from secondorder.errors import UserError
-
     out = {}
     for item in items:
         name, _, value = item.partition("=")
@@ -150,8 +150,6 @@ def write_profiles(runs: list[Run], out: Path, title: str, problem_key: str = "d
     chosen = {**default_targets(table), **(targets or {})}
     ratios = ratio_frame(table, chosen)
     scores = score_frame(ratios, r_max)
-    from secondorder.report.tables import to_markdown
-
     text = "\n".join([
         f"## Performance profile (time to target, r_max = {r_max:g})", "",
         "Targets: " + ", ".join(f"{p} ≤ {t:.4g}" + ("" if targets and p in targets else " (median of the "
