@@ -43,6 +43,8 @@ REFERENCE_RUNS: dict[str, tuple[str, ...]] = {
              "objective.l2=1e-5", "trainer.max_steps=11", "trainer.eval_every=4"),
     "kflr": ("optimizer=kflr", *_TINY_CLASSIFIER, "optimizer.batch_size=64", "optimizer.gamma_period=5",
              "trainer.max_steps=11", "trainer.eval_every=4"),
+    "ncg": ("optimizer=ncg", *_TINY_CURVES, "optimizer.batch_size=128", "trainer.max_steps=6",
+            "trainer.eval_every=2"),
     "kfac_rnn": ("optimizer=kfac_rnn", *_TINY_LM, "optimizer.inverse_period=4", "trainer.max_steps=9",
                  "trainer.eval_every=3"),
 }

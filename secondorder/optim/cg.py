@@ -131,33 +131,14 @@ def pcg(
         return CGResult(torch.zeros_like(x0), 0, "nonfinite", [0.0], [], products)
     finished = False
     while i < max_iters and not finished:
-        block = []  # (scalars, x_{j+1}, r_{j+1}, p_{j+1}, r_{j+1}ᵀy_{j+1}) for each look-ahead iteration
-        xs, rs, ps, rys = x, r, p, ry
-        for _ in range(min(sync_every, max_iters - i)):
-            Ap = A(ps)
-            products += 1
-            curvature = torch.dot(ps, Ap)
-            alpha = rys / curvature
-            x_next = xs + alpha * ps
-            r_next = rs + alpha * Ap
-            y_next = apply_p(r_next)
-            ry_next = torch.dot(r_next, y_next)
-            p_next = -y_next + (ry_next / rys) * ps
-            # pᵀAp, rᵀy, q(x_{j+1}) = ½ (r_{j+1} − b)ᵀx_{j+1}, r_{j+1}ᵀy_{j+1}: all the decisions need
-            block.append((torch.stack([curvature, rys, 0.5 * torch.dot(r_next - b, x_next), ry_next]),
-                          x_next, r_next, p_next, ry_next))
-            xs, rs, ps, rys = x_next, r_next, p_next, ry_next
+        block = _look_ahead(A, apply_p, b, x, r, p, ry, min(sync_every, max_iters - i))
+        products += len(block)
         values = torch.stack([entry[0] for entry in block]).tolist()  # the one device-to-host transfer
         for (curvature_value, ry_value, q_next, ry_next_value), entry in zip(values, block, strict=True):
             finished = True
-            if not (math.isfinite(curvature_value) and math.isfinite(ry_value)):
-                reason = "nonfinite"
-                break
-            if curvature_value <= 0:
-                reason = "negative_curvature"
-                break
-            if not math.isfinite(q_next):
-                reason = "nonfinite"
+            failure = _breakdown(curvature_value, ry_value, q_next)
+            if failure is not None:
+                reason = failure
                 break
             _, x, r, p_next, ry_next = entry
             i += 1
@@ -175,3 +156,35 @@ def pcg(
     if not stored or stored[-1][0] != i:
         stored.append((i, x.clone()))
     return CGResult(x, i, reason, q, stored, products)
+
+
+def _look_ahead(A: Callable[[Tensor], Tensor], apply_p: Callable[[Tensor], Tensor], b: Tensor, x: Tensor,
+                r: Tensor, p: Tensor, ry: Tensor, steps: int) -> list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]:
+    """``steps`` PCG iterations from (x, r, p, rᵀy) without any host synchronisation: for each, the scalars the
+    decisions need — pᵀAp, rᵀy, q(x_{j+1}) = ½ (r_{j+1} − b)ᵀx_{j+1}, r_{j+1}ᵀy_{j+1} — stacked on the device,
+    and x_{j+1}, r_{j+1}, p_{j+1}, r_{j+1}ᵀy_{j+1}. One curvature product per iteration."""
+    block = []
+    for _ in range(steps):
+        Ap = A(p)
+        curvature = torch.dot(p, Ap)
+        alpha = ry / curvature
+        x_next = x + alpha * p
+        r_next = r + alpha * Ap
+        y_next = apply_p(r_next)
+        ry_next = torch.dot(r_next, y_next)
+        p_next = -y_next + (ry_next / ry) * p
+        block.append((torch.stack([curvature, ry, 0.5 * torch.dot(r_next - b, x_next), ry_next]),
+                      x_next, r_next, p_next, ry_next))
+        x, r, p, ry = x_next, r_next, p_next, ry_next
+    return block
+
+
+def _breakdown(curvature: float, ry: float, q_next: float) -> str | None:
+    """Why an iteration cannot be taken (non-finite scalars, or pᵀAp ≤ 0), or None when it can."""
+    if not (math.isfinite(curvature) and math.isfinite(ry)):
+        return "nonfinite"
+    if curvature <= 0:
+        return "negative_curvature"
+    if not math.isfinite(q_next):
+        return "nonfinite"
+    return None

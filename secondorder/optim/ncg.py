@@ -59,6 +59,102 @@ class MinimizeResult:
     line_searches: int
 
 
+def _extrapolated_step(t1: float, f1: float, d1: float, t2: float, f2: float, d2: float, cfg: NCGConfig) -> float:
+    """The next trial step while extrapolating: the minimiser of the cubic through (t1, f1, d1) and (t2, f2, d2),
+    kept within [t2 + interval·(t2 − t1), extrapolation·t2] (at most ×``extrapolation``, never too close to t2)."""
+    A = 6 * (f1 - f2) + 3 * (d2 + d1) * (t2 - t1)
+    B = 3 * (f2 - f1) - (2 * d1 + d2) * (t2 - t1)
+    disc = B * B - A * d1 * (t2 - t1)
+    candidate = t1 - d1 * (t2 - t1) ** 2 / (B + math.sqrt(disc)) if disc >= 0 and B + math.sqrt(disc) != 0 \
+        else math.nan
+    if not math.isfinite(candidate) or candidate < 0 or candidate > t2 * cfg.extrapolation:
+        return t2 * cfg.extrapolation
+    if candidate < t2 + cfg.interval * (t2 - t1):
+        return t2 + cfg.interval * (t2 - t1)
+    return candidate
+
+
+def _interpolated_step(t2: float, f2: float, d2: float, t4: float, f4: float, d4: float, f0: float,
+                       cfg: NCGConfig) -> float:
+    """The next trial step inside the bracket [t2, t4]: quadratic interpolation when the far point is worse than
+    the start (f4 > f0), cubic otherwise; bisection if that fails; kept ``interval`` of the bracket from its ends."""
+    if f4 > f0:
+        denominator = f4 - f2 - d2 * (t4 - t2)
+        step = t2 - (0.5 * d2 * (t4 - t2) ** 2) / denominator if denominator != 0 else math.nan
+    else:
+        A = 6 * (f2 - f4) / (t4 - t2) + 3 * (d4 + d2)
+        B = 3 * (f4 - f2) - (2 * d2 + d4) * (t4 - t2)
+        disc = B * B - A * d2 * (t4 - t2) ** 2
+        step = t2 + (math.sqrt(disc) - B) / A if disc >= 0 and A != 0 else math.nan
+    if not math.isfinite(step):
+        step = (t2 + t4) / 2
+    return max(min(step, t4 - cfg.interval * (t4 - t2)), t2 + cfg.interval * (t4 - t2))
+
+
+class _LineSearch:
+    """One Wolfe–Powell line search along s from x, where f(x) = f0, ∇f(x) = g0 and the slope is d0 = g0ᵀs < 0;
+    at most ``max_evaluations`` evaluations. Keeps the best point seen, for when the search fails."""
+
+    def __init__(self, fun: Callable[[Tensor], tuple[float, Tensor]], x: Tensor, s: Tensor, f0: float, g0: Tensor,
+                 d0: float, cfg: NCGConfig) -> None:
+        self.fun, self.x, self.s, self.cfg = fun, x, s, cfg
+        self.f0, self.g0, self.d0 = f0, g0, d0
+        self.budget = cfg.max_evaluations
+        self.evaluations = 0
+        self.best = (x, f0, g0)
+
+    def evaluate(self, step: float) -> tuple[float, Tensor, bool]:
+        self.budget -= 1
+        self.evaluations += 1
+        f, g = self.fun(self.x + step * self.s)
+        ok = math.isfinite(f) and bool(torch.isfinite(g).all())
+        if ok and f < self.best[1]:
+            self.best = (self.x + step * self.s, f, g)
+        return f, g, ok
+
+    def too_high(self, step: float, f: float) -> bool:
+        """The sufficient-decrease condition f ≤ f0 + ρ t d0 fails."""
+        return f > self.f0 + step * self.cfg.rho * self.d0
+
+    def succeeded(self, step: float, f: float, d: float) -> bool:
+        """Both strong Wolfe–Powell conditions hold at the step."""
+        return abs(d) < -self.cfg.sigma * self.d0 and f < self.f0 + step * self.cfg.rho * self.d0
+
+    def extrapolate(self, step: float) -> tuple[float, float, Tensor, float]:
+        """Grow the step (halving it towards the origin after a non-finite evaluation) until the slope condition
+        fails, the value rises too much or the budget is spent; returns (t, f, g, slope) there."""
+        while True:
+            f3, g3, ok = self.f0, self.g0, False
+            while not ok and self.budget > 0:
+                f3, g3, ok = self.evaluate(step)
+                if not ok:
+                    step = step / 2  # bisect towards the last good point, the origin
+            d3 = float(g3 @ self.s) if ok else math.inf
+            if d3 > self.cfg.sigma * self.d0 or self.too_high(step, f3) or self.budget == 0:
+                return step, f3, g3, d3
+            step = _extrapolated_step(0.0, self.f0, self.d0, step, f3, d3, self.cfg)
+
+    def interpolate(self, step: float, f3: float, g3: Tensor, d3: float) -> tuple[float, float, Tensor, float]:
+        """Shrink the bracket [t2, t4] (t2 from the origin) until the Wolfe–Powell conditions hold or the budget
+        is spent; returns (t, f, g, slope) at the last point evaluated."""
+        t2, f2, d2 = 0.0, self.f0, self.d0
+        t4 = f4 = d4 = None
+        while (abs(d3) > -self.cfg.sigma * self.d0 or self.too_high(step, f3)) and self.budget > 0:
+            if d3 > 0 or self.too_high(step, f3):
+                t4, f4, d4 = step, f3, d3
+            else:
+                t2, f2, d2 = step, f3, d3
+            if t4 is None:
+                break
+            step = _interpolated_step(t2, f2, d2, t4, f4, d4, self.f0, self.cfg)
+            f3, g3, ok = self.evaluate(step)
+            if not ok:
+                f3, d3 = math.inf, math.inf
+                continue
+            d3 = float(g3 @ self.s)
+        return step, f3, g3, d3
+
+
 def minimize(fun: Callable[[Tensor], tuple[float, Tensor]], x: Tensor, line_searches: int,
              cfg: NCGConfig) -> MinimizeResult:
     """Polak–Ribière CG with Wolfe–Powell line searches, started from steepest descent at ``x``."""
@@ -69,68 +165,10 @@ def minimize(fun: Callable[[Tensor], tuple[float, Tensor]], x: Tensor, line_sear
     step = 1.0 / (1.0 - d0)
     while searches < line_searches:
         searches += 1
-        best_x, best_f, best_g = x, f0, g0
-        budget = cfg.max_evaluations
-        # --- extrapolation
-        while True:
-            t2, f2, d2 = 0.0, f0, d0
-            f3, g3 = f0, g0
-            ok = False
-            while not ok and budget > 0:
-                budget -= 1
-                f3, g3 = fun(x + step * s)
-                evaluations += 1
-                ok = math.isfinite(f3) and bool(torch.isfinite(g3).all())
-                if not ok:
-                    step = (t2 + step) / 2  # bisect towards the last good point
-            if ok and f3 < best_f:
-                best_x, best_f, best_g = x + step * s, f3, g3
-            d3 = float(g3 @ s) if ok else math.inf
-            if d3 > cfg.sigma * d0 or f3 > f0 + step * cfg.rho * d0 or budget == 0:
-                break
-            t1, f1, d1 = t2, f2, d2
-            t2, f2, d2 = step, f3, d3
-            A = 6 * (f1 - f2) + 3 * (d2 + d1) * (t2 - t1)  # cubic extrapolation
-            B = 3 * (f2 - f1) - (2 * d1 + d2) * (t2 - t1)
-            disc = B * B - A * d1 * (t2 - t1)
-            candidate = t1 - d1 * (t2 - t1) ** 2 / (B + math.sqrt(disc)) if disc >= 0 and B + math.sqrt(disc) != 0 \
-                else math.nan
-            if not math.isfinite(candidate) or candidate < 0 or candidate > t2 * cfg.extrapolation:
-                step = t2 * cfg.extrapolation
-            elif candidate < t2 + cfg.interval * (t2 - t1):
-                step = t2 + cfg.interval * (t2 - t1)
-            else:
-                step = candidate
-        # --- interpolation
-        t4 = f4 = d4 = None
-        while (abs(d3) > -cfg.sigma * d0 or f3 > f0 + step * cfg.rho * d0) and budget > 0:
-            if d3 > 0 or f3 > f0 + step * cfg.rho * d0:
-                t4, f4, d4 = step, f3, d3
-            else:
-                t2, f2, d2 = step, f3, d3
-            if t4 is None:
-                break
-            if f4 > f0:  # quadratic interpolation
-                denominator = f4 - f2 - d2 * (t4 - t2)
-                step = t2 - (0.5 * d2 * (t4 - t2) ** 2) / denominator if denominator != 0 else math.nan
-            else:  # cubic interpolation
-                A = 6 * (f2 - f4) / (t4 - t2) + 3 * (d4 + d2)
-                B = 3 * (f4 - f2) - (2 * d2 + d4) * (t4 - t2)
-                disc = B * B - A * d2 * (t4 - t2) ** 2
-                step = t2 + (math.sqrt(disc) - B) / A if disc >= 0 and A != 0 else math.nan
-            if not math.isfinite(step):
-                step = (t2 + t4) / 2
-            step = max(min(step, t4 - cfg.interval * (t4 - t2)), t2 + cfg.interval * (t4 - t2))
-            f3, g3 = fun(x + step * s)
-            evaluations += 1
-            budget -= 1
-            if not (math.isfinite(f3) and bool(torch.isfinite(g3).all())):
-                f3, d3 = math.inf, math.inf
-                continue
-            if f3 < best_f:
-                best_x, best_f, best_g = x + step * s, f3, g3
-            d3 = float(g3 @ s)
-        if abs(d3) < -cfg.sigma * d0 and f3 < f0 + step * cfg.rho * d0:  # success
+        search = _LineSearch(fun, x, s, f0, g0, d0, cfg)
+        step, f3, g3, d3 = search.interpolate(*search.extrapolate(step))
+        evaluations += search.evaluations
+        if search.succeeded(step, f3, d3):
             x, f0 = x + step * s, f3
             s = (float(g3 @ g3 - g0 @ g3) / max(float(g0 @ g0), TINY)) * s - g3  # Polak–Ribière
             g0 = g3
@@ -141,7 +179,7 @@ def minimize(fun: Callable[[Tensor], tuple[float, Tensor]], x: Tensor, line_sear
             step = step * min(cfg.max_slope_ratio, previous_slope / (d0 - TINY))
             failed_before = False
         else:
-            x, f0, g0 = best_x, best_f, best_g  # the best point seen
+            x, f0, g0 = search.best  # the best point seen
             if failed_before:
                 break
             s = -g0
