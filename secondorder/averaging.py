@@ -1,8 +1,8 @@
-"""Polyak-style iterate averaging (thesis L3526: ξ = 0.99 "for all methods"; seed002 report §7.2).
+"""Polyak-style iterate averaging (thesis §6.13: ξ = 0.99 "for all methods").
 
 θ̄_k = ξ_k θ̄_{k−1} + (1 − ξ_k) θ_k with ξ_k = min(1 − 1/(k − start + 1), ξ) from iteration ``start`` on (Martens'
 code: start 200), so θ̄ equals θ at the first averaged iteration. The trainer evaluates both θ and θ̄ and the
-papers report the minimum of the two training errors (L3526).
+papers report the minimum of the two training errors (thesis §6.13).
 """
 
 from __future__ import annotations

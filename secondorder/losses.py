@@ -1,4 +1,4 @@
-"""Matching loss / output-nonlinearity pairs (thesis §4.4.2, Table 4.1; seed000 report §3.8).
+"""Matching loss / output-nonlinearity pairs (thesis §4.4.2, Table 4.1).
 
 The network returns pre-activations z; the loss owns the output nonlinearity ŷ = f(z). With a *matching*
 pair the loss is convex in z, its Hessian H_L with respect to z does not depend on the target, and the
@@ -23,7 +23,7 @@ accepts integer class labels.
 One *non-matching* loss is here for the KFRA paper's odd/even experiment (Botev et al. 2017 §5.2, eq. 27):
 ``mixture_binary``, a mixture of two binary classifiers whose Hessian H_L(z, y) depends on the target and can be
 indefinite. Its curvature methods therefore take the targets ``y`` (``needs_targets``) and return the
-Gauss–Newton output matrix with each case's H_L projected onto the PSD cone (seed001 report §3.4, our recorded
+Gauss–Newton output matrix with each case's H_L projected onto the PSD cone (the paper is silent; our recorded
 choice), while :meth:`MatchingLoss.sample_targets` still gives K-FAC its Fisher, E_{y~p}[H_L(z, y)] ≠ H_L(z, y_data).
 The matching losses ignore ``y``.
 """
@@ -79,7 +79,7 @@ class MatchingLoss(ABC):
 
     @abstractmethod
     def output_hessian_sqrt_t_vector(self, z: Tensor, v: Tensor, y: Tensor | None = None) -> Tensor:
-        """S(z_b)ᵀ v_b per case, for a factor S with SᵀS = H_L (thesis Alg. 6; seed000 report §3.10)."""
+        """S(z_b)ᵀ v_b per case, for a factor S with SᵀS = H_L (thesis Alg. 6, §4.9.4)."""
 
 
 class SquaredError(MatchingLoss):
@@ -179,13 +179,13 @@ class SoftmaxCE(MatchingLoss):
 
 
 class MixtureOfBinaryClassifiers(MatchingLoss):
-    """Botev et al. 2017 eq. 27 (seed001 L262): three outputs z = (h₁, h₂, h₃), y ∈ {0, 1},
+    """Botev et al. 2017 eq. 27 (§5.2): three outputs z = (h₁, h₂, h₃), y ∈ {0, 1},
 
         p(y | z) = σ(h₁) σ(h₂)^y σ(−h₂)^{1−y} + (1 − σ(h₁)) σ(h₃)^y σ(−h₃)^{1−y},   L = −log p(y | z),
 
     evaluated as −logaddexp(log σ(h₁) + log q₂, log σ(−h₁) + log q₃) with log qₖ = y log σ(hₖ) + (1−y) log σ(−hₖ).
     Not a matching loss: H_L = ∂²L/∂z² depends on y and can be indefinite. The curvature methods return the
-    PSD part H_L⁺ = V max(Λ, 0) Vᵀ of each case's 3×3 Hessian (the paper is silent; seed001 §3.4 [choice]), with
+    PSD part H_L⁺ = V max(Λ, 0) Vᵀ of each case's 3×3 Hessian (the paper is silent; [choice]), with
     the factor S = max(Λ, 0)^{1/2} Vᵀ (SᵀS = H_L⁺). ``y`` is a float tensor of shape (B,).
     """
 

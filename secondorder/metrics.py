@@ -1,6 +1,6 @@
-"""Error measures as the papers report them (design.md §2).
+"""Error measures as the papers report them.
 
-* ``reconstruction_sse`` — autoencoders (thesis §4.12, L1788: "the average sum of squared reconstruction
+* ``reconstruction_sse`` — autoencoders (thesis §4.12, with Table 4.3: "the average sum of squared reconstruction
   errors"): Σ_pixels (ŷ − x)² per case, averaged over cases, with ŷ the loss's prediction (σ(z) for logistic
   outputs). No ½, unlike the squared-error *loss*.
 * ``classification_error`` — fraction of cases whose arg-max prediction differs from the label.

@@ -1,4 +1,4 @@
-"""The run-directory contract (design.md §2): what a run leaves on disk, and its provenance.
+"""The run-directory contract: what a run leaves on disk, and its provenance.
 
 A run directory holds
 

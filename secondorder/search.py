@@ -1,10 +1,10 @@
-"""Hyperparameter search: grid, random and biased random search (George 2017, Algorithm 1, §2.3).
+"""Hyperparameter search: grid, random and biased random search (George 2017, §4.1, Algorithm 1).
 
 Biased random search (BRS): draw a uniform proposal a from the domain D; estimate its criterion with a
-1-nearest-neighbour regressor on the history H (L570); accept it with probability
+1-nearest-neighbour regressor on the history H (§4.1); accept it with probability
 p = (c_max − c_est) / (c_max − c_min), where c_max and c_min are the worst and best criteria seen so far (the final
 version's definition); otherwise draw again. Choices the thesis leaves open, made here and configurable only where
-that makes sense (seed003 report §3.1):
+that makes sense:
 
 * distance: Euclidean on coordinates normalised to [0, 1] per dimension, log-scaled dimensions in log units;
 * cold start: proposals are accepted unconditionally while fewer than two distinct criteria are known;
@@ -83,7 +83,7 @@ def effective_criteria(history: Sequence[Trial]) -> list[tuple[list[float], floa
 
 def nearest_neighbour_estimate(space: Sequence[Dimension], known: list[tuple[dict, float]],
                                proposal: dict[str, float]) -> float:
-    """1-NN regression (L570) in normalised coordinates."""
+    """1-NN regression (George 2017, §4.1) in normalised coordinates."""
     point = _unit(space, proposal)
     best = min(known, key=lambda item: sum((a - b) ** 2 for a, b in zip(_unit(space, item[0]), point, strict=True)))
     return best[1]

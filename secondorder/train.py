@@ -1,4 +1,4 @@
-"""The one trainer loop that drives every optimiser (design.md §1).
+"""The one trainer loop that drives every optimiser.
 
 It owns what is common to all methods — device and seeds, budgets, evaluation of the paper's error on the
 full train and test sets, the run directory (:mod:`secondorder.run_record`), checkpoints and resume,
@@ -206,7 +206,7 @@ class Trainer:
 
     def target_reached(self) -> bool:
         """``trainer.target_test_error`` / ``target_train_error``: the last evaluation's error is at or below
-        either target set (success criteria such as the RNN problems' < 1 % wrong sequences, thesis L1809;
+        either target set (success criteria such as the RNN problems' < 1 % wrong sequences, thesis §4.13;
         time-to-target runs)."""
         def error(split: str) -> float:  # the raw or the averaged iterate's, whichever is lower (as ``best``)
             values = [self.last_eval.get(f"{split}_error", math.nan), self.last_eval.get(f"{split}_error_avg",
@@ -219,7 +219,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """The problem's evaluation at θ and, with iterate averaging, at θ̄ (``*_avg`` columns); ``best`` keeps
-        the lowest of the two, as the papers report (L3526)."""
+        the lowest of the two, as the papers report (thesis §6.13)."""
         result = self.problem.evaluate(self.tcfg.eval_batch_size)
         if self.average is not None:
             averaged = {}

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/confte
 
 
 def mlp_problem(loss: str, l2: float = 0.0, l2_biases: bool = True, n: int = 6) -> tuple[SupervisedProblem, tuple]:
-    """A 3-4-3 tanh net at weights of a reasonable scale (L1148: neither linear nor saturated)."""
+    """A 3-4-3 tanh net at weights of a reasonable scale (thesis §4.5.1: neither linear nor saturated)."""
     g = torch.Generator().manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3))
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""George's centred gradient descent and ACP against their closed forms (seed003 report §2.9–§2.10)."""
+"""George's centred gradient descent and ACP against their closed forms (George 2017, §6.3.2, §6.4)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/confte
 
 
 def test_acp_direction_is_the_input_factor_preconditioned_gradient() -> None:
-    """F_in = A ⊗ αI with A = E[(h;1)(h;1)ᵀ] (eq. 6.3 L767): F_in⁻¹∇ gives eqs 6.3.3/6.3.4 (with the bias term)."""
+    """F_in = A ⊗ αI with A = E[(h;1)(h;1)ᵀ] (§6.3.2): F_in⁻¹∇ gives eqs 6.3.3/6.3.4 (with the bias term)."""
     g = torch.Generator().manual_seed(0)
     n, d_in, d_out, alpha = 40, 4, 3, 2.5
     h = torch.randn(n, d_in, generator=g) + 1.0
@@ -37,7 +37,7 @@ def test_acp_direction_is_the_input_factor_preconditioned_gradient() -> None:
 
 
 def test_exact_damped_acp_direction() -> None:
-    """(A + δ I) ⊗ αI with δ = ε/α (L818): the exact damped inverse (seed003 report §2.10 item 4)."""
+    """(A + δ I) ⊗ αI with δ = ε/α (§6.4.2): the exact damped inverse (our derivation)."""
     g = torch.Generator().manual_seed(1)
     n, d_in, d_out, alpha, delta = 30, 3, 2, 1.7, 0.29
     h = torch.randn(n, d_in, generator=g) + 0.5

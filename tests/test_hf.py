@@ -149,7 +149,7 @@ def test_hf_on_an_rnn_with_structural_damping(train, tmp_path: Path) -> None:
 
 
 def test_rnn_ninety_percent_rule_stops_when_the_objective_reduction_falls_back() -> None:
-    """Thesis L1807: stop CG once the reduction of the objective falls below 90 % of the best so far; checked
+    """Thesis §4.13: stop CG once the reduction of the objective falls below 90 % of the best so far; checked
     only at the stored iterates. Here h(x) = ‖x − 1‖² along CG iterates that overshoot after the 3rd check."""
     from secondorder.optim.cg import ObjectiveReductionStop
 

@@ -95,7 +95,7 @@ def test_factors_are_only_approximate_for_varied_inputs_of_a_nonlinear_net() -> 
 
 @pytest.mark.parametrize("loss", ["squared_error", "sigmoid_bce", "softmax_ce"])
 def test_sampled_targets_approach_the_exact_factor(loss: str) -> None:
-    """One sampled target per case (thesis L3145): with many (repeated-input) cases G → E_y[g gᵀ]."""
+    """One sampled target per case (thesis §6.5): with many (repeated-input) cases G → E_y[g gᵀ]."""
     x = torch.randn(1, 3, generator=torch.Generator().manual_seed(3)).repeat(20_000, 1)
     problem = make_problem([3, 4, 3], nn.Tanh, x, loss=loss)
     layers = layer_helper(problem, x)
@@ -166,7 +166,7 @@ def test_cholesky_path_equals_the_eigen_path() -> None:
 
 
 def test_block_tridiagonal_inverse_is_tridiagonal_and_matches_ftilde_on_the_tridiagonal_blocks() -> None:
-    """F̂ agrees with the damped F̃ on the tridiagonal blocks and F̂⁻¹ is block-tridiagonal (thesis L3056)."""
+    """F̂ agrees with the damped F̃ on the tridiagonal blocks and F̂⁻¹ is block-tridiagonal (thesis §6.4.3)."""
     f, dims_a, dims_g = random_factors()
     gamma = 0.5
     tri = BlockTridiagonalInverse()
@@ -204,7 +204,7 @@ def test_step_coefficients_minimise_the_damped_quadratic_over_the_span() -> None
     def model(d):
         return 0.5 * d @ (F + damping * torch.eye(7)) @ d + grad @ d
 
-    assert change == pytest.approx(float(model(delta)))  # M(δ) = ½∇hᵀδ at the optimum (L3282)
+    assert change == pytest.approx(float(model(delta)))  # M(δ) = ½∇hᵀδ at the optimum (§6.6.5)
     assert change == pytest.approx(0.5 * float(grad @ delta))
     for trial in range(20):
         other = U @ (coefficients + 0.1 * torch.randn(2, generator=torch.Generator().manual_seed(trial)))
@@ -212,7 +212,7 @@ def test_step_coefficients_minimise_the_damped_quadratic_over_the_span() -> None
 
 
 def test_kfac_proposal_is_invariant_to_sigmoid_versus_scaled_tanh() -> None:
-    """Thesis §6.10 (L3449): tanh(s) = 2σ(2s) − 1, so with damping off the updates agree through
+    """Thesis §6.10: tanh(s) = 2σ(2s) − 1, so with damping off the updates agree through
     W_i = Φ_i W†_i Ω_{i−1}, Φ = 2I on hidden layers, Ω = [[2I, −1], [0, 1]] on hidden activities."""
     x = torch.randn(30, 3, generator=torch.Generator().manual_seed(5))
     tanh_net = make_problem([3, 4, 4, 2], nn.Tanh, x, loss="squared_error", seed=6)

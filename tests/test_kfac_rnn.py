@@ -41,7 +41,7 @@ def run_and_capture(model, inputs, loss_fn):
 
 @pytest.mark.parametrize("kind", ["lstm", "rnn", "memory"])
 def test_captured_sequences_rebuild_the_shared_weight_gradient(kind: str) -> None:
-    """𝒟W = Σ_t g_t a_tᵀ (L121) for every block: gates called per step, maps called once on (B, T, d), the
+    """𝒟W = Σ_t g_t a_tᵀ (K-FAC-RNN §3.1) for every block: gates called per step, maps called once on (B, T, d), the
     embedding (one-hot inputs), with and without a bias."""
     g = torch.Generator().manual_seed(1)
     if kind == "lstm":

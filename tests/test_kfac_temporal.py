@@ -1,4 +1,4 @@
-"""K-FAC for RNNs: the temporal Fisher approximations against dense float64 oracles (seed004 report §7)."""
+"""K-FAC for RNNs: the temporal Fisher approximations against dense float64 oracles (the paper's §3.5, App. C)."""
 
 from __future__ import annotations
 
@@ -29,16 +29,16 @@ def test_eta_properties_and_gamma_limit() -> None:
     for T in (4, 7, 35):
         eta = expected_eta(x, [T], [1.0])
         torch.testing.assert_close(eta, 2 * zeta(x, T) - T)
-        closed = (T * (1 - x**2) - 2 * x * (1 - x**T)) / (1 - x) ** 2  # L273
+        closed = (T * (1 - x**2) - 2 * x * (1 - x**T)) / (1 - x) ** 2  # §3.5.2
         torch.testing.assert_close(eta, closed, rtol=1e-9, atol=1e-9)
         assert bool((eta > 0).all())
         assert float(expected_eta(torch.tensor(1.0, dtype=D), [T], [1.0])) == T * T
         assert float(expected_eta(torch.tensor(-1.0, dtype=D), [T], [1.0])) == T % 2  # 0 even, 1 odd
-    # Tγ(x) → (1 − x)/(1 + x): 0.3846, 0.3378, 0.3338 at T = 10, 100, 1000 for x = 0.5 (report §7 item 3)
+    # Tγ(x) → (1 − x)/(1 + x): 0.3846, 0.3378, 0.3338 at T = 10, 100, 1000 for x = 0.5 (the limit of §3.5.3)
     half = torch.tensor(0.5, dtype=D)
     for T, expected in ((10, 0.3846), (100, 0.3378), (1000, 0.3338)):
         assert T * float(gamma(half, [T], [1.0])) == pytest.approx(expected, abs=1e-4)
-    # near x = 1 the polynomial stays right where the float32 closed form is off by ~17× (report §3.5)
+    # near x = 1 the polynomial stays right where the float32 closed form is off by ~17×
     near = torch.tensor(1 - 1e-6, dtype=D)
     assert float(gamma(near, [35], [1.0])) == pytest.approx(1 / 35**2, rel=1e-3)
 
@@ -168,7 +168,7 @@ def test_spectral_bound_of_the_zero_padded_estimator_and_a_negative_control() ->
     T = 4
     constant = torch.ones(1, T, 1, dtype=D)
     A0, A1 = lag_moments(constant, T)
-    assert float(A1 / A0) == pytest.approx((T - 1) / T)  # ψ̂ of a constant sequence (report §2.10)
+    assert float(A1 / A0) == pytest.approx((T - 1) / T)  # ψ̂ of a constant sequence (§3.5.4's estimator)
     # Control: normalising the lag-1 sum by m(T − 1) instead loses the guarantee; the maximiser of
     # Σ a_{t+1}a_t / Σ a_t² (a_t = sin(πt/(T+1)), ratio cos(π/(T+1)) = 0.809) then gives ψ̂ = 1.079 > 1.
     wave = torch.sin(math.pi * torch.arange(1, T + 1, dtype=D) / (T + 1)).reshape(1, T, 1)

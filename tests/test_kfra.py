@@ -31,7 +31,7 @@ def factors(problem, x, kind: str):
 @pytest.mark.parametrize("kind", ["kfra", "kflr"])
 @pytest.mark.parametrize("activation", [nn.Tanh, nn.Sigmoid, nn.ReLU])
 def test_one_case_gives_the_exact_gauss_newton_diagonal_blocks(loss: str, kind: str, activation) -> None:
-    """N = 1: Q̃ ⊗ 𝒢̃ is exactly the GN diagonal block (L537); row-major [W | b] gives 𝒢̃ ⊗ Q̃."""
+    """N = 1: Q̃ ⊗ 𝒢̃ is exactly the GN diagonal block (App. D.4); row-major [W | b] gives 𝒢̃ ⊗ Q̃."""
     x = torch.randn(1, 3, generator=torch.Generator().manual_seed(1))
     problem = make_problem([3, 5, 4, 3], activation, x, loss=loss)
     layers, f = factors(problem, x, kind)
@@ -67,7 +67,7 @@ def test_trace_norm_split_and_step_size() -> None:
     Q = (lambda M: M @ M.T)(torch.randn(4, 4, generator=g))
     G = (lambda M: M @ M.T)(torch.randn(3, 3, generator=g))
     omega = trace_norm_pi(Q, G)
-    assert omega == pytest.approx(((torch.trace(Q) * 3) / (torch.trace(G) * 4)).sqrt().item())  # Alg. 1, L654
+    assert omega == pytest.approx(((torch.trace(Q) * 3) / (torch.trace(G) * 4)).sqrt().item())  # Alg. 1, App. H
     # α* = −δ̃ᵀ∇f / (δ̃ᵀGδ̃ + (τ+η)‖δ̃‖²) (eqs. 39–41) is the 1-D case of the (α, μ) solve
     delta, grad = torch.randn(5, generator=g), torch.randn(5, generator=g)
     F = (lambda M: M @ M.T)(torch.randn(5, 5, generator=g))
@@ -80,7 +80,7 @@ def test_trace_norm_split_and_step_size() -> None:
 
 @pytest.mark.parametrize("loss", ["squared_error", "sigmoid_bce", "softmax_ce"])
 def test_piecewise_linear_networks_have_psd_diagonal_hessian_blocks_equal_to_gn(loss: str) -> None:
-    """Lemmas 1–2 (L555–L602): with ReLU (f″ = 0) and a convex matching loss, every diagonal Hessian block
+    """Lemmas 1–2 (App. F): with ReLU (f″ = 0) and a convex matching loss, every diagonal Hessian block
     equals the GN block and is PSD; trace(H) ≥ 0. The full Hessian may still be indefinite."""
     x = torch.randn(9, 3, generator=torch.Generator().manual_seed(5))
     problem = make_problem([3, 6, 5, 3], nn.ReLU, x, loss=loss, seed=5)

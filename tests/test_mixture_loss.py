@@ -1,4 +1,4 @@
-"""The non-matching mixture loss of Botev et al. 2017 eq. 27 (the odd/even experiment, seed001 §7.2): its value,
+"""The non-matching mixture loss of Botev et al. 2017 eq. 27 (the odd/even experiment, §5.2): its value,
 its indefinite output Hessian, the PSD Gauss–Newton part used by KFRA / KFLR / the GGN operator, and the Fisher
 (E_{y~p}[H_L] = E_{y~p}[ggᵀ] ≠ H_L(y_data)) that K-FAC's sampled targets estimate. Float64, dense autograd."""
 
@@ -77,7 +77,7 @@ def test_gauss_newton_part_is_the_psd_projection_with_its_factor() -> None:
 
 
 def test_fisher_is_the_model_expectation_of_the_hessian_and_differs_from_gn() -> None:
-    """seed001 §9 item 11: F_L = E_{y~p}[∇log p ∇log pᵀ] = E_{y~p}[H_L(y)] ≠ H_L(y_data)."""
+    """Botev et al. 2017, §5.2 and App. D.2: F_L = E_{y~p}[∇log p ∇log pᵀ] = E_{y~p}[H_L(y)] ≠ H_L(y_data)."""
     z, y = cases(n=32, seed=3)
     p1 = LOSS.predict(z)
     fisher, expected_hessian = torch.zeros(32, 3, 3), torch.zeros(32, 3, 3)

@@ -39,7 +39,7 @@ def test_linear_cell_computes_the_same_function_as_cudnn_lstm() -> None:
 
 
 def test_lstm_lm_is_differentiable_by_torch_func_jvp() -> None:
-    """design.md §3: torch.func.jvp must work (it does not through cuDNN); check against finite differences."""
+    """torch.func.jvp must work (it does not through cuDNN); check against finite differences."""
     model = small_lm()
     params = {k: v.detach() for k, v in model.named_parameters()}
     tangent = {k: torch.randn_like(v) for k, v in params.items()}
@@ -65,7 +65,7 @@ def test_uniform_init_range_and_zero_biases() -> None:
 
 
 def test_rnn_sparse_init_follows_the_thesis() -> None:
-    """L1805: 15 incoming connections per unit; W_in non-zeros N(0,1); W_rec, W_out non-zeros, biases N(0,1/15)."""
+    """§4.13: 15 incoming connections per unit; W_in non-zeros N(0,1); W_rec, W_out non-zeros, biases N(0,1/15)."""
     model = RecurrentNet(input_dim=100, output_dim=100, cfg=RNNConfig(hidden_dim=400))
     sparse_rnn_init_(model, torch.Generator().manual_seed(0))
     for layer in (model.input, model.recurrent, model.output):
@@ -95,7 +95,7 @@ def test_rnn_recurrence() -> None:
 
 
 def test_layer_normalised_lstm_baseline(train, tmp_path) -> None:
-    """model.layer_norm=true (Ba et al. 2016; the K-FAC-RNN paper's baselines, L369): normalised gates and cell,
+    """model.layer_norm=true (Ba et al. 2016; the K-FAC-RNN paper's baselines, §4.1): normalised gates and cell,
     gains start at 1; trains with Adam; K-FAC for RNNs and cuDNN refuse it with a one-line error."""
     import torch
 

@@ -43,7 +43,7 @@ def test_run_writes_the_run_directory_contract(train, tmp_path: Path) -> None:
 
 
 def test_training_error_is_the_per_case_sum_of_squared_pixel_errors(train, tmp_path: Path) -> None:
-    """Recompute the logged initial error from the data and the initial model (design.md §2)."""
+    """Recompute the logged initial error from the data and the initial model."""
     from hydra import compose, initialize_config_dir
 
     from secondorder.composition import CONF_DIR
@@ -230,7 +230,7 @@ def test_one_step_on_every_image_dataset(train, tmp_path: Path, dataset_files: P
 
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_training_stops_at_the_target_error(train, tmp_path: Path, split: str) -> None:
-    """trainer.target_{test,train}_error end a run at the first evaluation at or below it (thesis L1809's
+    """trainer.target_{test,train}_error end a run at the first evaluation at or below it (thesis §4.13's
     success criterion; the time-to-target benchmark)."""
     code, _ = train("trainer.max_steps=15", "trainer.eval_every=5", run_dir=tmp_path / "free")
     errors = read_run(tmp_path / "free")[0].dropna(subset=[f"{split}_error"]).set_index("iteration")[f"{split}_error"]

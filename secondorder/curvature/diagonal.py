@@ -1,15 +1,15 @@
-"""Diagonal curvature estimates for preconditioning (thesis §4.9.3; seed000 report §3.10).
+"""Diagonal curvature estimates for preconditioning (thesis §4.9.3–§4.9.4).
 
 * Empirical Fisher diagonal (Martens 2010's preconditioner): diag(F̄) = (1/C) Σ_c sq(g_c), with g_c the
   gradient of case c's contribution scaled so that the g_c average to ∇h (per-case squared gradients, not
   the square of the mean).
-* Unbiased GGN-diagonal estimator (Chapelle & Erhan 2011; thesis Alg. 6, with the transpose of the proof at
-  L1649 — the algorithm line L1642 drops it): per case, sq(J_cᵀ S_cᵀ v) with SᵀS = H_L and Rademacher v,
+* Unbiased GGN-diagonal estimator (Chapelle & Erhan 2011; thesis Alg. 6 in §4.9.4, with the transpose of the
+  proof below it — the algorithm's output line drops it): per case, sq(J_cᵀ S_cᵀ v) with SᵀS = H_L and Rademacher v,
   averaged over cases and samples: E = diag((1/N) Σ Jᵀ H_L J).
 
 For feed-forward stacks of ``nn.Linear`` layers (each run once per case) the empirical-Fisher diagonal takes
 one ordinary backward pass: the W block is (g²)ᵀ(a²) summed over cases, with g the per-case output gradients
-and a the layer inputs (thesis L1623). Otherwise both need per-case gradients: ``torch.func.vmap`` over cases
+and a the layer inputs (thesis §4.9.3). Otherwise both need per-case gradients: ``torch.func.vmap`` over cases
 of ``torch.func.grad`` of a one-case function
 supplied by the problem (:meth:`~secondorder.problems.base.Problem.case_slices` /
 :meth:`~secondorder.problems.base.Problem.case_outputs`), in chunks to bound memory. The ℓ2 prior is not
@@ -68,7 +68,7 @@ def linear_layers_used_once(problem: Any, batch: Any) -> list[tuple[str, nn.Line
 
 def _linear_empirical_fisher_diagonal(problem: Any, batch: tuple[Tensor, Tensor],
                                       linears: list[tuple[str, nn.Linear]], chunk: int) -> ParamDict:
-    """Σ_c sq(g_c a_cᵀ) = (g²)ᵀ(a²) per layer (thesis L1623: sq(A_i) sq(B_{i−1})ᵀ) — one backward pass."""
+    """Σ_c sq(g_c a_cᵀ) = (g²)ᵀ(a²) per layer (thesis §4.9.3: sq(A_i) sq(B_{i−1})ᵀ) — one backward pass."""
     inputs: dict[str, Tensor] = {}
     outputs: dict[str, Tensor] = {}
 

@@ -1,4 +1,4 @@
-"""Curvature-matrix-vector products on one batch at fixed parameters (thesis §4.3–§4.4; seed000 report §3.7).
+"""Curvature-matrix-vector products on one batch at fixed parameters (thesis §4.3–§4.4).
 
 For outputs z_n = f(x_n; θ) at the scored positions of a batch, N cases and a matching loss L:
 
@@ -171,7 +171,7 @@ class HessianOperator(CurvatureOperator):
 
 
 class StructuralDampingTerm(CurvatureOperator):
-    """μ (1/N) Σ J_cᵀ H_d J_c v over the hidden quantities c the problem exposes (thesis §4.6.4, L1295–1305).
+    """μ (1/N) Σ J_cᵀ H_d J_c v over the hidden quantities c the problem exposes (thesis §4.6.4).
 
     ``problem.structural_outputs(batch, params)`` returns the hidden quantities and the matching loss d that
     measures their change (squared error on activities, or cross-entropy on logistic units' pre-activations).

@@ -1,7 +1,7 @@
 """Random rotation / scaling / translation of face images, resampled to a small square (FACES construction).
 
 Hinton & Salakhutdinov (2006) built FACES from the Olivetti faces by random rotations, scalings,
-translations/cropping and subsampling to 25×25; the KFRA paper (App. A, L327; seed001 report §7.1) states the
+translations/cropping and subsampling to 25×25; the KFRA paper (Botev et al. 2017, App. A) states the
 ranges it used: rotation angle uniform in [−90°, 90°] and scale factor uniform in [1.4, 1.8], then
 subsampling to 25×25. Here each output pixel grid is mapped into the source image by
 

@@ -5,8 +5,8 @@ Read from the official "python version" under ``${data_dir}/cifar-10-batches-py/
 ``labels``). ``dataset.download=true`` (or ``make data``) fetches and unpacks the archive with torchvision
 where a network exists; loading never needs torchvision's checksums, so any file in the real format works.
 
-``dataset.shape``: ``flat`` — N × 3072 vectors (the MLP benchmark of George's thesis §4.3; seed003 report
-§5.4); ``image`` — N × 3 × 32 × 32 for convolutional models. ``dataset.standardize`` subtracts the
+``dataset.shape``: ``flat`` — N × 3072 vectors (the MLP benchmark of George's thesis
+§4.3); ``image`` — N × 3 × 32 × 32 for convolutional models. ``dataset.standardize`` subtracts the
 training-set per-channel mean and divides by its standard deviation (off by default; George's thesis is
 silent).
 """

@@ -4,7 +4,7 @@ Sources, chosen explicitly:
 
 * ``dataset=faces`` with ``dataset.path=/…/newfaces_rot_single.mat`` — Martens' file
   (http://www.cs.toronto.edu/~jmartens/newfaces_rot_single.mat): variable ``newfaces_single``, 625 × 165 600,
-  one image per column; as in Martens' K-FAC code (anchors.md §10b) the first 25/40 of the columns train
+  one image per column; as in Martens' released K-FAC code the first 25/40 of the columns train
   (103 500) and the last 10/40 test (41 400), the middle 20 700 unused.
 * ``dataset=faces`` with ``dataset.path=null`` — built here from the Olivetti faces (400 images, 40 people ×
   10, 64×64, via scikit-learn's fetcher; ``dataset.download=true`` or ``make data`` fetches them once where a

@@ -1,11 +1,11 @@
 """Synthetic sequence problems with pathological long-term dependencies (thesis §4.13) and the DNC copy task.
 
-The thesis (seed 000, §4.13, L1792–1853; research notes ``seed000-hf.md`` §6) trains RNNs with HF on the
+The thesis (Martens 2016, §4.13) trains RNNs with HF on the
 problems of Martens & Sutskever (2011), which "were taken directly from Hochreiter and Schmidhuber (1997)"
-(L1794). The thesis text fixes only part of each definition. Every gap is filled here from one of these
+(§4.13). The thesis text fixes only part of each definition. Every gap is filled here from one of these
 sources, cited per item:
 
-* **[thesis Lxxxx]** — seed 000, ``shared/seeds/000_4d9576b712606b04.txt`` (beside the repository), by line.
+* **[thesis]** — Martens' PhD thesis (2016), §4.13: its per-problem paragraphs and Figures 4.6–4.7.
 * **[HS97]** — Hochreiter & Schmidhuber (1997), *Long short-term memory*, Neural Computation 9(8):
   Exp. 4 (adding), Exp. 5 (multiplication), Exp. 6a/6b (temporal order).
 * **[MS-code]** — the reference implementation of the Martens & Sutskever (2011) problems that Sutskever
@@ -13,7 +13,7 @@ sources, cited per item:
   It is evidence of what M&S did, not a spec: we take facts from it and write our own code.
 * **[P13]** — Pascanu, Mikolov & Bengio's generators for the same problems (``pascanur/trainingRNNs``), used
   as a cross-check.
-* **[seed004 L389]** — Martens, Ba & Johnson (K-FAC for RNNs), §4.2: the DNC "repeated copy" task.
+* **[MBJ18]** — Martens, Ba & Johnson (K-FAC for RNNs, ICLR 2018), §4.2: the DNC "repeated copy" task.
 
 Anything not in a source is marked **[choice]**.
 
@@ -30,33 +30,33 @@ Conventions (all tasks)
   last step ``L − 1`` carries the target and the only True mask entry. Inputs after it are all-zero
   padding. A causal RNN never sees the padding before it emits the output that counts.
 * ``T`` is the problem's length parameter as the thesis uses it. It is the x-axis of Figure 4.7, whose
-  caption counts "sequences of length T" (L1849). For the variable-length problems it is the minimum
+  caption counts "sequences of length T". For the variable-length problems it is the minimum
   sequence length, as in [HS97] and [MS-code]. For noiseless memorization it is the number of constant
-  inputs (L1842), which here is also the exact time lag. For ``dnc_copy`` it is the fixed total length
-  (seed004 L389).
+  inputs (thesis §4.13), which here is also the exact time lag. For ``dnc_copy`` it is the fixed total length
+  ([MBJ18] §4.2).
 * Positions are 0-based time indices. Position windows are given as inclusive integer ranges. Windows
   that [HS97] states for T = 100 are scaled linearly to other T by ``⌊p·T/100⌋``, as [MS-code] and [P13]
   scale them. **[choice]** for the exact rounding.
 * Randomness comes only from the ``generator`` passed to :meth:`SequenceTask.generate` (CPU). The draws are
   made in a fixed order, so a batch is a deterministic function of the generator state. Generation is
   vectorised over the batch.
-* Symbols are 1-of-N encoded (L1811). Symbol ``k`` of a 1-based alphabet {1..N} is channel / class
+* Symbols are 1-of-N encoded (thesis §4.13). Symbol ``k`` of a 1-based alphabet {1..N} is channel / class
   ``k − 1``.
 
-Success criterion (thesis L1809, from [HS97])
+Success criterion (thesis §4.13, from [HS97])
 ---------------------------------------------
 :meth:`SequenceTask.correct` returns, per sequence, whether it is classified correctly. A sequence is
 misclassified when, at any step of its success mask (the loss mask, except for ``random_permutation``):
 
 * ``squared_error``: some ``|output − target| > 0.04`` (the [HS97] tolerance that the thesis adopts,
-  L1809);
+  §4.13);
 * ``softmax_ce``: ``argmax(output) ≠ target``;
 * ``sigmoid_bce``: some bit has ``(output > 0) ≠ (target > 0.5)``, i.e. the sigmoid's 0.5 threshold. This
   is the sign rule of [MS-code] for XOR. The thesis calls it "trivially defined" for binary problems
-  (L1809).
+  (§4.13).
 
 Outputs with a NaN or infinity at a success-mask step always count as wrong. **[choice]** A run succeeds when
-fewer than 1% of the test sequences are misclassified (L1809). That aggregate is left to the caller.
+fewer than 1% of the test sequences are misclassified (thesis §4.13). That aggregate is left to the caller.
 
 Encodings
 ---------
@@ -94,10 +94,10 @@ from secondorder.data.sequences import SequenceBatch
 from secondorder.errors import ConfigError
 
 CONTINUOUS_TOLERANCE = 0.04
-"""Absolute error above which a continuous output is wrong (thesis L1809, from [HS97])."""
+"""Absolute error above which a continuous output is wrong (thesis §4.13, from [HS97])."""
 
 DNC_COPY_DEFAULT_T = 22
-"""Total length of the DNC repeated-copy sequences in seed 004 (L389)."""
+"""Total length of the DNC repeated-copy sequences in Martens, Ba & Johnson 2018, §4.2."""
 
 LOSSES = ("squared_error", "softmax_ce", "sigmoid_bce")
 
@@ -165,7 +165,7 @@ class SequenceTask:
         return batch.mask
 
     def correct(self, outputs: Tensor, batch: SequenceBatch) -> Tensor:
-        """``(B,)`` bool: True where the sequence is solved (thesis L1809).
+        """``(B,)`` bool: True where the sequence is solved (thesis §4.13).
 
         ``outputs`` are the network's pre-activations ``(B, T_total, output_dim)``: linear outputs for
         ``squared_error``, logits for ``softmax_ce`` and ``sigmoid_bce``. See the module docstring for the
@@ -216,7 +216,7 @@ def _variable_length_check(task: SequenceTask) -> None:
 class MarkedPairTask(SequenceTask):
     """Two marked numbers in a long random sequence. The target at the end is a function of the pair.
 
-    Thesis L1815–1817 and Figure 4.6: "sequences of random numbers", the target "located in the end of the
+    Thesis §4.13 and Figure 4.6: "sequences of random numbers", the target "located in the end of the
     sequence" is a function of the two "marked" numbers. These are "far from the sequence's end, their
     position varies, and they are distant from each other". Multiplication and XOR are "completely
     analogous". Layout, from [HS97] Exp. 4/5 except where noted:
@@ -228,7 +228,7 @@ class MarkedPairTask(SequenceTask):
       (``t = 0`` and ``t = L − 1``) [HS97], 0 elsewhere;
     * ``p₁ ~ U{1, …, ⌊T/10⌋}`` and ``p₂ ~ U{⌊T/10⌋ + 1, …, ⌊T/2⌋ − 1}``. These are the [MS-code] windows
       (first operand in the first tenth, second before the middle). They keep the two operands apart, as
-      L1815 requires. [HS97] draws p₂ from the first T/2 − 1 unmarked steps, which allows adjacent
+      the thesis requires. [HS97] draws p₂ from the first T/2 − 1 unmarked steps, which allows adjacent
       operands. Starting at 1 rather than 0 keeps the start marker −1 distinct, which is why [HS97] zeroes
       X₁ when p₁ = 0. **[choice]** The minimal time lag from ``p₂`` to the target is ``⌈T/2⌉`` ([HS97]:
       T/2);
@@ -291,10 +291,10 @@ class MarkedPairTask(SequenceTask):
 
 @dataclass(frozen=True)
 class AdditionTask(MarkedPairTask):
-    """Addition ([HS97] Exp. 4, thesis L1815): ``x_t ~ U[−1, 1]``, target ``0.5 + (X₁ + X₂)/4 ∈ [0, 1]``.
+    """Addition ([HS97] Exp. 4, thesis §4.13): ``x_t ~ U[−1, 1]``, target ``0.5 + (X₁ + X₂)/4 ∈ [0, 1]``.
 
-    The thesis says only "the sum" (L1815). The scaling is [HS97]'s ("the sum X₁ + X₂ scaled to the
-    interval [0, 1]"). The 0.04 tolerance that L1809 takes from [HS97] was set for that range: 0.04 is 4%
+    The thesis says only "the sum" (§4.13). The scaling is [HS97]'s ("the sum X₁ + X₂ scaled to the
+    interval [0, 1]"). The 0.04 tolerance that the thesis takes from [HS97] was set for that range: 0.04 is 4%
     of it and about 0.2 standard deviations of the target (std ≈ 0.204). [MS-code] used ``x ~ U[0, 1]`` and
     the raw sum, which has twice the spread, so the same 0.04 would be relatively twice as strict. This
     module follows [HS97]. **[choice]** between the two sources.
@@ -309,7 +309,7 @@ class AdditionTask(MarkedPairTask):
 
 @dataclass(frozen=True)
 class MultiplicationTask(MarkedPairTask):
-    """Multiplication ([HS97] Exp. 5, thesis L1817): ``x_t ~ U[0, 1]``, target ``X₁·X₂ ∈ [0, 1]``.
+    """Multiplication ([HS97] Exp. 5, thesis §4.13): ``x_t ~ U[0, 1]``, target ``X₁·X₂ ∈ [0, 1]``.
 
     [HS97] and [MS-code] agree on ``U[0, 1]``. The [MS-code] comment notes that signed values would also
     make the RNN solve XOR on the signs. Layout as in :class:`MarkedPairTask`.
@@ -324,13 +324,13 @@ class MultiplicationTask(MarkedPairTask):
 
 @dataclass(frozen=True)
 class XorTask(MarkedPairTask):
-    """XOR (thesis L1817, "completely analogous"; not in [HS97]): ``x_t ~ Bernoulli(½)``, target ``X₁ ⊕ X₂``.
+    """XOR (thesis §4.13, "completely analogous"; not in [HS97]): ``x_t ~ Bernoulli(½)``, target ``X₁ ⊕ X₂``.
 
-    The thesis does not state the output type (seed000-hf.md §6). Following [MS-code] the values are random
+    The thesis does not state the output type (§4.13). Following [MS-code] the values are random
     bits, the single output is a logistic unit trained with cross-entropy (``sigmoid_bce``), and a sequence
     is correct when the logit's sign matches the target bit. [MS-code] ran XOR at half the length and with
     slightly different windows. Here the windows are those of :class:`MarkedPairTask` for all three
-    problems, following L1817's "completely analogous". **[choice]**
+    problems, following the thesis's "completely analogous". **[choice]**
     """
 
     def _loss(self) -> str:
@@ -349,7 +349,8 @@ class XorTask(MarkedPairTask):
 
 @dataclass(frozen=True)
 class TemporalOrderTask(SequenceTask):
-    """Temporal order, 2 or 3 special symbols ([HS97] Exp. 6a/6b; thesis L1828, L1832).
+    """Temporal order, 2 or 3 special symbols ([HS97] Exp. 6a/6b; thesis §4.13, "The temporal order problem" and
+    "The 3-bit temporal order problem").
 
     Thesis: symbols in {1, …, 6}, 1-of-6 encoded (``input_dim = 6``). Irrelevant symbols are uniform in
     {3, 4, 5, 6}, and the k = 2 (6a) or k = 3 (6b) special symbols are uniform in {1, 2}. The target is the
@@ -422,13 +423,13 @@ class TemporalOrderTask(SequenceTask):
 
 @dataclass(frozen=True)
 class RandomPermutationTask(SequenceTask):
-    """Random permutation (thesis L1836–1838). Next-symbol prediction over 100 symbols.
+    """Random permutation (thesis §4.13, "The random permutation problem"). Next-symbol prediction over 100 symbols.
 
-    Symbols ``s₀, …, s_T`` with ``s₀ = s_T ~ U{1, 2}`` and ``s₁, …, s_{T−1} ~ U{3, …, 100}`` (L1836). The
+    Symbols ``s₀, …, s_T`` with ``s₀ = s_T ~ U{1, 2}`` and ``s₁, …, s_{T−1} ~ U{3, …, 100}`` (§4.13). The
     inputs are ``s₀ … s_{T−1}`` (1-of-100, ``T_total = T``). The target at step t is the next symbol
-    ``s_{t+1}`` (class ``s_{t+1} − 1``), so the last target is ``s_T = s₀``. The "last symbol" of L1836 is
+    ``s_{t+1}`` (class ``s_{t+1} − 1``), so the last target is ``s_T = s₀``. The thesis's "last symbol" is
     therefore the final target, which is how [MS-code] and [P13] lay it out. Every step is in ``mask``
-    (the loss, which is why λ starts at 0.1·T, L1838). Success is decided at the last step only (L1836:
+    (the loss, which is why λ starts at 0.1·T). Success is decided at the last step only (thesis:
     "the last timestep (the one we use to measure success)"). :meth:`success_mask` encodes that, and
     [MS-code] does the same.
     """
@@ -466,7 +467,7 @@ class RandomPermutationTask(SequenceTask):
 
 @dataclass(frozen=True)
 class MemorizationTask(SequenceTask):
-    """Noiseless memorization (thesis L1842; 5-bit: m = 5 binary symbols, 20-bit: m = 10 symbols of 5 values).
+    """Noiseless memorization (thesis §4.13; 5-bit: m = 5 binary symbols, 20-bit: m = 10 symbols of 5 values).
 
     Thesis: "the input sequence starts with a string of 5 bits followed by T occurrences of a constant
     input. The target output is constant up until the last 5 timesteps, which are the original 5 input
@@ -475,18 +476,18 @@ class MemorizationTask(SequenceTask):
 
     * ``T_total = m + T``. Steps ``0 … m−1`` carry the data symbols ``d₀ … d_{m−1}`` and the remaining T
       steps carry the constant "blank" input. The one exception is step ``T`` (the m-th-last step), whose
-      input is the special "go" signal instead (L1842). Symbol ``dⱼ`` is due at step ``T + j``, so every
-      time lag is exactly T. That matches L1853, which speaks of the "minimal time-lag" as the parameter.
+      input is the special "go" signal instead (thesis). Symbol ``dⱼ`` is due at step ``T + j``, so every
+      time lag is exactly T. That matches §4.13.1, which speaks of the "minimal time-lag" as the parameter.
       **[choice]** [P13] inserts the T blanks *between* data and the m output steps (total T + 2m).
       [MS-code] puts the signal one step before the outputs;
     * input channels (``input_dim = K + 2``): ``0 … K−1`` the data symbols, ``K`` the blank, ``K + 1`` the
       go signal. Output classes (``output_dim = K + 1``): ``0 … K−1`` the data symbols, ``K`` the constant
-      target. Softmax/cross-entropy (L1811), as in [MS-code] and [P13];
+      target. Softmax/cross-entropy (thesis §4.13), as in [MS-code] and [P13];
     * targets: class ``K`` at steps ``0 … T−1`` and ``dⱼ`` at step ``T + j``. ``mask`` is every step (the
       thesis's constant target before the last m steps; [MS-code] defaults to predicting every step);
-    * the 20-bit problem is not specified in the thesis (L1853 mentions it only). [MS-code]'s "raw_mem20"
+    * the 20-bit problem is not specified in the thesis (§4.13.1 mentions it only). [MS-code]'s "raw_mem20"
       and [P13]'s default use m = 10 symbols from an alphabet of K = 5 (5¹⁰ ≈ 2²³ sequences), and so does
-      this module. The 5-bit problem has m = 5, K = 2 and only 2⁵ = 32 distinct sequences (L1807).
+      this module. The 5-bit problem has m = 5, K = 2 and only 2⁵ = 32 distinct sequences (§4.13).
       :meth:`all_sequences` returns all of them, for the thesis's use of the whole set in every
       gradient and curvature product.
     """
@@ -543,9 +544,9 @@ class MemorizationTask(SequenceTask):
 
 @dataclass(frozen=True)
 class DNCCopyTask(SequenceTask):
-    """DNC "repeated copy" (seed004 L389, research notes seed004-kfac-rnn.md §5.4).
+    """DNC "repeated copy" ([MBJ18] §4.2).
 
-    Seed 004: "recreate a series of two random binary sequences after they are presented as inputs. The
+    [MBJ18]: "recreate a series of two random binary sequences after they are presented as inputs. The
     total length of the sequence is fixed to 22 time-steps". The paper gives neither the bit width, the
     sub-sequence lengths, the delimiters nor the loss. Here (all **[choice]**):
 
@@ -559,8 +560,8 @@ class DNCCopyTask(SequenceTask):
       ``W + 1``) at step ``c + 1 = m``. ``input_dim = W + 2``;
     * recall: steps ``m+1 … T−1`` (``c`` steps, inputs all-zero). The targets are A then B, i.e. the
       presented vectors in their original order. ``mask`` is exactly these steps. ``output_dim = W``,
-      logistic outputs with per-bit cross-entropy (``sigmoid_bce``; seed 004 reports a "cross entropy
-      loss", L383). Outside the recall steps the targets are 0 and unmasked.
+      logistic outputs with per-bit cross-entropy (``sigmoid_bce``; [MBJ18] reports a "cross entropy
+      loss", Figure 3). Outside the recall steps the targets are 0 and unmasked.
 
     Every time step is used, so ``2c + 2 = T``.
     """

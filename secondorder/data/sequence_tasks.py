@@ -2,9 +2,9 @@
 
 ``dataset=pathological dataset.task=addition dataset.T=100`` — one of the long-term-dependency problems of
 Martens & Sutskever (2011) / Hochreiter & Schmidhuber (1997) (thesis §4.13; definitions and every choice in
-:mod:`secondorder.data.pathological`). Training draws fresh sequences at every call (thesis L1807); the test
+:mod:`secondorder.data.pathological`). Training draws fresh sequences at every call (thesis §4.13); the test
 set is 10 000 fixed sequences from an independent seed. ``dataset=dnc_copy`` — the repeated-copy task of the
-K-FAC-RNN paper's DNC experiment (total length 22; seed004 report §5.4).
+K-FAC-RNN paper's DNC experiment (total length 22; Martens, Ba & Johnson 2018, §4.2).
 """
 
 from __future__ import annotations

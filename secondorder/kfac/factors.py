@@ -1,13 +1,13 @@
-"""Kronecker-factor statistics (thesis §6.5, L3126–L3153; seed002 report §4).
+"""Kronecker-factor statistics (thesis §6.5).
 
 Per layer i: Ā_{i−1,i−1} = E[ā_{i−1} ā_{i−1}ᵀ] and G_{i,i} = E[g_i g_iᵀ]; for the block-tridiagonal inverse
 also the cross moments Ā_{i−1,i} = E[ā_{i−1} ā_iᵀ] and G_{i,i+1} = E[g_i g_{i+1}ᵀ]. Expectations are averages
 over the statistics cases; g comes from a backward pass with targets **sampled from the model's predictive
-distribution** (the true Fisher; one draw per case, L3145) — ``targets="empirical"`` uses the training targets
+distribution** (the true Fisher; one draw per case, §6.5) — ``targets="empirical"`` uses the training targets
 (the empirical Fisher, for comparison only), and ``targets="exact"`` takes the exact expectation over y through
 H_L = SᵀS (one backward pass per output dimension: for tests on small outputs).
 
-Running averages: new = ε · old + (1 − ε) · estimate with ε_k = min(1 − 1/k, ``max_decay`` = 0.95) (L3147), so
+Running averages: new = ε · old + (1 − ε) · estimate with ε_k = min(1 − 1/k, ``max_decay`` = 0.95) (§6.5), so
 the first update (k = 1, ε = 0) initialises them; with ``ramp=False`` ε is ``max_decay`` from k = 2 on (KFRA's
 constant 0.9; ``max_decay = 0`` keeps only the current batch). Each update is symmetrised.
 """

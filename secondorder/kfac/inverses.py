@@ -1,13 +1,13 @@
 """Damped approximate-Fisher inverses applied to per-layer blocks V_i = [∇W_i | ∇b_i] (d_i × (d_{i−1}+1)).
 
-Factored Tikhonov damping (thesis eqn 6.7, L3209; γ in place of √(λ+η), §6.6.6): block i uses
+Factored Tikhonov damping (thesis eqn 6.7, §6.6.3; γ in place of √(λ+η), §6.6.6): block i uses
 (Ā_{i−1,i−1} + π_i γ I) ⊗ (G_{i,i} + (γ/π_i) I) with the trace-norm π_i = √[(tr Ā/(d_{i−1}+1)) / (tr G/d_i)]
-(L3231). The cross factors of the tridiagonal variant are not damped (seed002 report §3.2).
+(§6.6.3). The cross factors of the tridiagonal variant are not damped (§6.6.3 damps only Ā_{i,i}, G_{i,i}).
 
-* :class:`BlockDiagonalInverse` — F̌⁻¹: U_i = G̃_i⁻¹ V_i Ã_i⁻¹ (L3046). Eigendecompositions of the undamped
+* :class:`BlockDiagonalInverse` — F̌⁻¹: U_i = G̃_i⁻¹ V_i Ã_i⁻¹ (§6.4.2). Eigendecompositions of the undamped
   factors are computed at each refresh; the damping for any γ is then applied in their eigenbases, so trying
   several γ costs no new decompositions (as in Martens' code, ``useEIGs``).
-* :class:`BlockTridiagonalInverse` — F̂⁻¹ = Ξᵀ Λ Ξ (L3089–L3107): u = Ξv with U_i = V_i − Ψᴳ_{i,i+1} V_{i+1} Ψᴬ_{i−1,i}ᵀ,
+* :class:`BlockTridiagonalInverse` — F̂⁻¹ = Ξᵀ Λ Ξ (§6.4.3): u = Ξv with U_i = V_i − Ψᴳ_{i,i+1} V_{i+1} Ψᴬ_{i−1,i}ᵀ,
   then Σ_{i|i+1}⁻¹ on each block through the App. B.2 eigen formula (minus sign), then Ξᵀ. Built for one γ
   at a time (each candidate γ needs its own decompositions).
 
@@ -81,7 +81,7 @@ def trace_norm_pis(A: list[Tensor], G: list[Tensor]) -> list[float]:
 
 
 def trace_norm_pi(A: Tensor, G: Tensor) -> float:
-    """π = √[(tr Ā / dim Ā) / (tr G / dim G)] (thesis L3231); 1 when either trace vanishes."""
+    """π = √[(tr Ā / dim Ā) / (tr G / dim G)] (thesis §6.6.3); 1 when either trace vanishes."""
     a, g = float(torch.trace(A)) / A.shape[0], float(torch.trace(G)) / G.shape[0]
     return math.sqrt(a / g) if a > 0 and g > 0 else 1.0
 
@@ -139,7 +139,7 @@ class BlockDiagonalInverse:
 
 class CholeskyBlockDiagonal:
     """F̌⁻¹ v with fresh factors, by Cholesky solves of the damped factors — for methods that re-solve every
-    iteration (KFRA's Algorithm 1 "solves two linear systems per layer", L399), where an eigendecomposition per
+    iteration (Botev et al. 2017, App. C.1: "two linear systems per layer"), where an eigendecomposition per
     factor would cost several times more. Same result as :class:`BlockDiagonalInverse`."""
 
     def __init__(self) -> None:

@@ -1,14 +1,14 @@
 """KFRA: Kronecker factors of the block-diagonal Gauss-Newton by a deterministic backward recursion
-(Botev, Ritter & Barber 2017, §3.5 and Algorithm 1; seed001 report §3.2–§3.4).
+(Botev, Ritter & Barber 2017, §3.5 and Algorithm 1 in App. H).
 
 For a feed-forward chain h_λ = W_λ ā_{λ−1}, a_λ = f_λ(h_λ), output h_L with the matching loss:
 
     𝒢̃_L = (1/N) Σ_n ℋ_L(h_L⁽ⁿ⁾)                       (batch mean of the output Hessian, exact)
-    𝒢̃_{λ−1} = (W_λᵀ 𝒢̃_λ W_λ) ⊙ ((1/N) F′_{λ−1}ᵀ F′_{λ−1}),  F′_{λ−1} = f′(h_{λ−1}) (N × d_{λ−1})   (L664, L668)
+    𝒢̃_{λ−1} = (W_λᵀ 𝒢̃_λ W_λ) ⊙ ((1/N) F′_{λ−1}ᵀ F′_{λ−1}),  F′_{λ−1} = f′(h_{λ−1}) (N × d_{λ−1})   (Algorithm 1)
     Q̃_λ = (1/N) Σ_n ā_{λ−1} ā_{λ−1}ᵀ                    (the K-FAC Ā, bias coordinate included)
 
 W_λ excludes the bias column (the appended 1 does not depend on h_{λ−1}). For one case (N = 1) this is exact
-(L537). KFLR (§3.4) is the exact 𝔼[𝒢_λ], which is K-FAC's statistics pass with the exact expectation over
+(App. D.4). KFLR (§3.4) is the exact 𝔼[𝒢_λ], which is K-FAC's statistics pass with the exact expectation over
 targets (:func:`secondorder.kfac.factors.collect_statistics` with ``targets="exact"``): both are written once.
 """
 

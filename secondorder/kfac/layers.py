@@ -2,11 +2,11 @@
 
 Kept apart from the optimiser's maths (in the spirit of gpauloski's ``modules.py``). For layer i with
 s_i = W_i ā_{i−1} (ā the input with a homogeneous coordinate 1 appended when the layer has a bias — the bias
-is the last column of [W | b], thesis L267) it records, during a statistics pass:
+is the last column of [W | b], thesis §2.1) it records, during a statistics pass:
 
 * ā_{i−1} from the forward pass (hook on the layer's input);
 * g_i = 𝒟s_i, the per-case derivative of the loss with respect to the layer's output pre-activation, from
-  a backward pass of Σ_cases L (so no batch-size factor is needed; seed002 report §4, "per-case scaling").
+  a backward pass of Σ_cases L (so no batch-size factor is needed).
 
 Layer order is the order of the forward calls; each layer must run exactly once per forward pass
 (feed-forward stacks; K-FAC for recurrent weights is the RNN issue's).

@@ -1,7 +1,7 @@
 """The weight matrices of a recurrent model and what each sees at every time step (for K-FAC for RNNs).
 
 Every ``nn.Linear`` and ``nn.Embedding`` of the model is one Fisher block (the LSTM's four gate maps are four
-blocks, K-FAC-RNN L357). A module is either called once on a (B, T, d) tensor (input maps, read-outs,
+blocks, Martens, Ba & Johnson 2018, §4). A module is either called once on a (B, T, d) tensor (input maps, read-outs,
 embeddings) or once per time step on (B, d) tensors (recurrent maps, LSTM gates); :meth:`SequenceLayers.capture`
 records the calls and :meth:`SequenceLayers.statistics` turns them into per-block sequences
 
@@ -10,7 +10,7 @@ records the calls and :meth:`SequenceLayers.statistics` turns them into per-bloc
     g_t ∈ R^{d_out}      (the derivative of the summed sampled loss with respect to the module's output at t),
 
 and the lag-0 / lag-1 moments of both (:func:`~secondorder.kfac.temporal.lag_moments`). A side larger than
-``max_dense`` is kept diagonal (the 10 000-way softmax's G, approximated as diagonal in the paper, L365).
+``max_dense`` is kept diagonal (the 10 000-way softmax's G, approximated as diagonal in the paper, §4.1).
 Gradient blocks are the out × in matrices Z = [∇W | ∇b] (for an embedding, ∇Wᵀ: out = embedding width,
 in = vocabulary).
 """

@@ -1,31 +1,32 @@
 """Kronecker-factored Fisher inverses for weights shared across time steps (Martens, Ba & Johnson 2018, "K-FAC for
-RNNs"; seed004 report §2–§3, with the transcription's errata corrected).
+RNNs", §3 and App. C, with the errata below corrected).
 
 A weight W (out × in) used at T steps, s_t = W a_t, has gradient 𝒟W = Σ_t g_t a_tᵀ. With temporal homogeneity and
-a ⟂ g the Fisher is F_T = Σ_{t,s} V_{t−s}, V_d = A_d ⊗ G_d. Estimated factors (§3.5.4, L329–L331; zero-padded
+a ⟂ g the Fisher is F_T = Σ_{t,s} V_{t−s}, V_d = A_d ⊗ G_d. Estimated factors (§3.5.4; zero-padded
 lag-1 sums, the *same* normaliser m·E[T] at both lags, which makes the spectral bound of App. B.2 hold):
 
     A₀ = Σ_i Σ_t a_t a_tᵀ / (m E[T]),   A₁ = Σ_i Σ_{t<T} a_{t+1} a_tᵀ / (m E[T])   (G₀, G₁ likewise with g_t).
 
-Three approximations of F⁻¹ acting on Z (out × in; matrix form, no vec-ordering questions; §6 of the report):
+Three approximations of F⁻¹ acting on Z (out × in; matrix form, no vec-ordering questions; App. C.3):
 
 * ``indep`` (eqn 6): F = E[T] V₀, F⁻¹Z = G₀⁻¹ Z A₀⁻¹ / E[T].
 * ``option1`` (eqn 8; V₁ symmetric): Ψ̂_A = A₀^{−½} A₁ A₀^{−½} = U_A diag(ψ_A) U_Aᵀ (A₁ symmetrised; signed
   eigenvalues), likewise G; F⁻¹Z = L_G ((L_Gᵀ Z L_A) ⊙ Y) L_Aᵀ with L = C₀^{−½} U and Y_ij = γ(ψ_G,i ψ_A,j),
   γ(x) = 1 / Σ_k ω_k η_{T_k}(x), η_T(x) = T + 2 Σ_{d=1}^{T−1} (T − d) x^d (the polynomial form, evaluated by
-  Horner's rule in float64 — the closed form is 0/0 at x = 1; report §3.5).
+  Horner's rule in float64 — the closed form is 0/0 at x = 1).
 * ``option2`` (eqn 9; T → ∞ limit rescaled to T): with M = Ψ̂ᵀΨ̂ = E diag(m) Eᵀ per side,
   Z₀ = G₀^{−½} Z A₀^{−½}, Z₁ = Z₀ − Ψ̂_Gᵀ Z₀ Ψ̂_A, Z₂ = E_G ((E_Gᵀ Z₁ E_A) ⊘ (11ᵀ − m_G m_Aᵀ)) E_Aᵀ,
   Z₃ = Z₂ − Ψ̂_G Z₂ Ψ̂_Aᵀ, F⁻¹Z = G₀^{−½} Z₃ A₀^{−½} / E[T].
 
-Errata applied (report §9): eqn 5's trailing term is −T V₀ (not −T I); F̂_T = V₀^{−½} F_T V₀^{−½} (not V₀^{½}).
+Errata applied (checked on dense sums): eqn 5 (§3.2.2) ends in −T V₀ (not −T I); §3.5.1's F̂_T is
+V₀^{−½} F_T V₀^{−½} (not V₀^{½} F_T V₀^{½}).
 
-Damping: factored Tikhonov on V₀ only (L347): A₀ + π√λ' I and G₀ + (√λ'/π) I with π the trace norm and
+Damping: factored Tikhonov on V₀ only (§4): A₀ + π√λ' I and G₀ + (√λ'/π) I with π the trace norm and
 λ' = λ / E[T] (so F + λI ≈ E[T](V₀ + λ' I); TF K-FAC's normalisation, recorded as our choice); A₁, G₁ undamped.
-Guards (report §2.10; the paper needs neither in exact arithmetic): the squared singular values m of Ψ̂ are
+Guards (as in TF K-FAC; by App. B.2 neither fires in exact arithmetic): the squared singular values m of Ψ̂ are
 clipped to ≤ 1 and a zero denominator 1 − m_G m_A is replaced by 1; :attr:`TemporalInverse.clipped` counts them.
 A factor can be *diagonal* (``diagonal=True``: the one-hot embedding input, exact; a large softmax's G,
-approximated, L365); a layer with a diagonal factor uses ``indep``.
+approximated, §4.1); a layer with a diagonal factor uses ``indep``.
 """
 
 from __future__ import annotations
@@ -61,13 +62,13 @@ def expected_eta(x: Tensor, lengths: list[int], weights: list[float]) -> Tensor:
 
 
 def gamma(x: Tensor, lengths: list[int], weights: list[float]) -> Tensor:
-    """γ(x) = 1 / E_T[η_T(x)] (eqn 8, L811), already including the 1/E[T] scaling."""
+    """γ(x) = 1 / E_T[η_T(x)] (eqn 8, §3.5.2; App. C.3), already including the 1/E[T] scaling."""
     return 1.0 / expected_eta(x, lengths, weights)
 
 
 # --------------------------------------------------------------------------- statistics
 def lag_moments(sequences: Tensor, mean_length: float) -> tuple[Tensor, Tensor]:
-    """(C₀, C₁) from sequences (m, T, d): Σ_t x_t x_tᵀ and Σ_{t<T} x_{t+1} x_tᵀ, both over m·E[T] (L331)."""
+    """(C₀, C₁) from sequences (m, T, d): Σ_t x_t x_tᵀ and Σ_{t<T} x_{t+1} x_tᵀ, both over m·E[T] (§3.5.4)."""
     m, _, d = sequences.shape
     flat = sequences.reshape(-1, d)
     scale = 1.0 / (m * mean_length)

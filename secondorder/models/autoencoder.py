@@ -1,8 +1,8 @@
 """Deep autoencoders of Hinton & Salakhutdinov (2006) as used in thesis §4.12 (Table 4.2).
 
 The encoder maps through ``encoder_dims`` (e.g. CURVES 784-400-200-100-50-25-6); the decoder mirrors it
-(6-25-50-…-784). Hidden units are logistic, the code layer is linear (Martens' demo code; seed000 report §5
-and §10), and the network returns the output *pre-activations*: the matching loss owns the output
+(6-25-50-…-784). Hidden units are logistic, the code layer is linear (Martens' released HF demo
+code), and the network returns the output *pre-activations*: the matching loss owns the output
 nonlinearity (:mod:`secondorder.losses`). Built from ``nn.Linear`` and elementwise modules only, so that
 ``torch.func`` transforms and per-layer curvature hooks see every weight matrix.
 

@@ -1,7 +1,7 @@
 """Weight initialisation schemes for ``nn.Linear`` stacks.
 
-* ``sparse`` — Martens (2010) sparse initialisation, as in his HF demo code (seed000 report §10 [EXT]; the
-  thesis only describes the RNN variant, §4.13 L1805): each unit receives ``connections`` (15) incoming
+* ``sparse`` — Martens (2010) sparse initialisation, as in his HF demo code ([EXT]; the
+  thesis only describes the RNN variant, §4.13): each unit receives ``connections`` (15) incoming
   weights drawn N(0, ``std``²) at indices drawn uniformly *with replacement* (a repeated index is simply
   overwritten, as in the MATLAB code), all other weights and all biases 0. A layer with fewer inputs than
   ``connections`` ends up (nearly) dense.

@@ -1,7 +1,7 @@
-"""LSTM language model built from ``nn.Linear`` and elementwise ops (design.md §3).
+"""LSTM language model built from ``nn.Linear`` and elementwise ops.
 
 ``torch.func`` cannot differentiate through cuDNN's ``nn.LSTM``, and K-FAC for RNNs needs each gate's weight
-matrix as its own Fisher block (K-FAC-RNN paper L357; seed004 report §5.2). So each layer has four
+matrix as its own Fisher block (Martens, Ba & Johnson 2018, §4). So each layer has four
 ``nn.Linear`` maps — input, forget, candidate, output gates — acting jointly on a_t = [x_t; h_{t−1}] (the bias
 is the homogeneous coordinate), shared across time steps:
 
@@ -15,7 +15,7 @@ Initialisation: every weight U[−init_scale, init_scale], biases 0 (Zaremba et 
 medium; forget-gate bias 0 as in the TensorFlow reference).
 
 ``layer_norm=true`` gives the layer-normalised LSTM of Ba, Kiros & Hinton (2016) used for the K-FAC-RNN paper's
-Adam / SGD baselines (L369): each gate's pre-activation and the cell state before its tanh are normalised
+Adam / SGD baselines (§4.1): each gate's pre-activation and the cell state before its tanh are normalised
 (LayerNorm with gain and bias). For first-order baselines only — its LayerNorm parameters are no Kronecker block.
 """
 

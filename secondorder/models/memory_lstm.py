@@ -1,4 +1,4 @@
-"""A small memory-augmented LSTM for the K-FAC-RNN paper's repeated-copy task (§4.2, L387–L389): an LSTM controller
+"""A small memory-augmented LSTM for the K-FAC-RNN paper's repeated-copy task (§4.2): an LSTM controller
 with an external memory it reads and writes by content — a reduced DNC (Graves et al. 2016).
 
 Per step t, with memory M_{t−1} ∈ R^{N×W} and the previous read vector r_{t−1}:
@@ -10,9 +10,9 @@ Per step t, with memory M_{t−1} ∈ R^{N×W} and the previous read vector r_{t
     y_t = readout([h_t; r_t])
 
 Everything trainable is an ``nn.Linear``, so K-FAC for RNNs preconditions the controller's weights and the
-read/write interface weights — what the paper preconditions (L389). Not the full DNC: one read and one write
+read/write interface weights — what the paper preconditions (§4.2). Not the full DNC: one read and one write
 head, content addressing only (no usage-based allocation, no temporal link matrix); the paper gives no sizes
-(report §5.4), ours are in ``conf/model/dnc_copy.yaml`` [choices]. The memory starts at a small constant.
+(§4.2), ours are in ``conf/model/dnc_copy.yaml`` [choices]. The memory starts at a small constant.
 """
 
 from __future__ import annotations

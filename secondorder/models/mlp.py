@@ -1,6 +1,6 @@
 """Multilayer perceptron classifier: ``Linear → act → … → Linear``, returning output pre-activations.
 
-George's CIFAR-10 benchmark (seed003 report §5.4, [EXT] final version of the thesis): 3072 inputs, 8 hidden
+George's CIFAR-10 benchmark (thesis §4.3, sizes [EXT] from its final deposited version): 3072 inputs, 8 hidden
 layers of 100 rectifier units, 10 softmax outputs. The classification view of MNIST uses the encoder of the
 H&S autoencoder followed by a 10-way output (KFRA paper §5.2: "the same architecture as for the encoding
 layers of the autoencoders").

@@ -1,4 +1,4 @@
-"""Simple tanh RNN for the pathological long-term-dependency problems (thesis §4.13, L1805).
+"""Simple tanh RNN for the pathological long-term-dependency problems (thesis §4.13).
 
     h_t = tanh(W_in x_t + W_rec h_{t−1} + b_h),   z_t = W_out h_t + b_out,   h_0 = 0,
 
@@ -6,7 +6,7 @@ with the three maps as ``nn.Linear`` shared across time (W_{1,0}, W_{1,1}, W_{2,
 RNN); 100 hidden units. The thesis does not name the hidden nonlinearity [AMBIG]; tanh is our default
 (``activation``), logistic available.
 
-Initialisation (thesis L1805): each weight matrix is sparse with 15 non-zero incoming connections per unit;
+Initialisation (thesis §4.13): each weight matrix is sparse with 15 non-zero incoming connections per unit;
 the non-zeros of W_rec and W_out and all biases ~ N(0, 1/15), the non-zeros of W_in ~ N(0, 1). Where a
 matrix has fewer than 15 inputs every input is connected.
 """

@@ -5,7 +5,7 @@ An optimiser owns its update rule and decides which data it needs: the trainer h
 :class:`~secondorder.problems.samplers.Sampler` at every step. A first-order method draws one mini-batch;
 second-order methods draw separate gradient / curvature / statistics batches or use the full training set.
 Each step returns the objective value it saw and the work it did (:class:`StepCosts`), so that runs can be
-compared per iteration, per gradient evaluation and per second (design.md §1, "cost accounting").
+compared per iteration, per gradient evaluation and per second.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Preconditioned conjugate gradient for HF (thesis Alg. 2, §4.2, §4.6.7; seed000 report §3.3–§3.5).
+"""Preconditioned conjugate gradient for HF (thesis Alg. 2, §4.2, §4.6.7).
 
 Minimises q(x) = ½ xᵀAx − bᵀx for a symmetric operator A (the damped curvature) from an initial x₀:
 
@@ -6,12 +6,12 @@ Minimises q(x) = ½ xᵀAx − bᵀx for a symmetric operator A (the damped curv
     αᵢ = rᵢᵀyᵢ / pᵢᵀApᵢ;  xᵢ₊₁ = xᵢ + αᵢpᵢ;  rᵢ₊₁ = rᵢ + αᵢApᵢ;  yᵢ₊₁ = P⁻¹rᵢ₊₁
     βᵢ₊₁ = rᵢ₊₁ᵀyᵢ₊₁ / rᵢᵀyᵢ;  pᵢ₊₁ = −yᵢ₊₁ + βᵢ₊₁pᵢ
 
-with one product Apᵢ per iteration and the quadratic's value tracked for free, q(xᵢ) = ½ (rᵢ − b)ᵀxᵢ (L890).
+with one product Apᵢ per iteration and the quadratic's value tracked for free, q(xᵢ) = ½ (rᵢ − b)ᵀxᵢ (thesis §4.2).
 The scalars each iteration decides on (pᵢᵀApᵢ, rᵢᵀyᵢ, q(xᵢ₊₁), rᵢ₊₁ᵀyᵢ₊₁) reach the host in a single transfer,
 so on a GPU the loop synchronises once per iteration rather than once per test — or once per ``sync_every``
 iterations, running ahead and replaying the decisions (same result; see :func:`pcg`).
 
-Termination (Martens 2010; thesis L892–906): with window k = max(10, ⌈0.1 i⌉), stop after iteration i when
+Termination (Martens 2010; thesis §4.2, eq. 4.2): with window k = max(10, ⌈0.1 i⌉), stop after iteration i when
 i > k, q(x_{i−k}) < 0 and (q(xᵢ) − q(x_{i−k})) / q(xᵢ) < threshold, where threshold is ``tolerance`` (the
 thesis's literal s_j < 1e-4, ``mode="window"``) or k · ``tolerance`` (Martens' code, 5e-4 average progress
 per step, ``mode="per_step"``); always at ``max_iters``. It also stops on non-positive curvature pᵀAp ≤ 0
@@ -65,7 +65,7 @@ class CGResult:
 
 
 class ObjectiveReductionStop:
-    """Martens & Sutskever's RNN rule (thesis L1807): stop CG "once the magnitude of the reduction in the
+    """Martens & Sutskever's RNN rule (thesis §4.13): stop CG "once the magnitude of the reduction in the
     objective decreased below 90 % of the maximum so far obtained during the CG run". The thesis does not say
     which objective or how often: here h on the curvature batch, at the iterations in ``checkpoints`` (the
     backtracking schedule, where the iterates are kept anyway) [choice]. Each check costs one forward pass."""

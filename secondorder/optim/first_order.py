@@ -2,10 +2,10 @@
 
 All minimise the same objective h(θ) (ℓ2 prior included, see :mod:`secondorder.problems.base`) on one
 mini-batch of ``batch_size`` per step, with an optional learning-rate halving period T
-(:func:`~secondorder.optim.schedules.halved_every`; the KFRA paper's grid, seed001 report §7.3).
+(:func:`~secondorder.optim.schedules.halved_every`; the grid of Botev et al. 2017, §5.1, footnote 11).
 
 * SGD and Adam are ``torch.optim.SGD`` / ``torch.optim.Adam`` (the same algorithms).
-* Classical momentum follows thesis eqn 3.5 (§3.4.1, L618–L622): v_k = μ v_{k−1} − α ∇h(θ_{k−1}),
+* Classical momentum follows thesis eqn 3.5 (§3.4.1): v_k = μ v_{k−1} − α ∇h(θ_{k−1}),
   θ_k = θ_{k−1} + v_k.
 * Nesterov's accelerated gradient in the form of Sutskever et al. (2013):
   v_k = μ_k v_{k−1} − α ∇h(θ_{k−1} + μ_k v_{k−1}), θ_k = θ_{k−1} + v_k, with μ_k from the increasing schedule

@@ -1,4 +1,4 @@
-"""George's factorised methods (M.Sc. thesis 2017, §6.4; seed003 report §2.9–§2.10, signs corrected):
+"""George's factorised methods (M.Sc. thesis 2017, §6.3.2, §6.4; signs corrected):
 centred gradient descent (Algorithm 2) and the Amortised Covariance Preconditioner (ACP, Algorithm 3).
 
 For a layer a = W h + b with per-example pre-activation gradients gᵢ = ∇_{aᵢ} l and inputs hᵢ (batch mean h̄):
@@ -9,11 +9,11 @@ For a layer a = W h + b with per-example pre-activation gradients gᵢ = ∇_{a�
   direction is ΔW = (1/α)(1/n) Σᵢ gᵢ (hᵢ − h̄)ᵀ C⁻¹ and Δb = (1/α)(1/n) Σᵢ gᵢ [− ΔW h̄ with ``bias_correction``,
   which Alg. 3 omits and the text says "did not change much"], then θ ← θ − λ·Δ. C, the biased covariance of a
   layer's inputs, comes from a separate statistics batch of ``stats_batch_size`` = 200 every ``stats_period`` =
-  100 updates (L882, L889) and is damped: (C + (ε/α) I)⁻¹ (the final version's shortcut, default) or the exact
+  100 updates (§6.6.2) and is damped: (C + (ε/α) I)⁻¹ (the final version's shortcut, default) or the exact
   damped block inverse (``damping_form=exact``: C_δ = E[hhᵀ] + δI − mmᵀ/s, s = 1 + δ, δ = ε/α; W-direction
-  (1/α)(1/n)Σ g (h − m/s)ᵀ C_δ⁻¹, b-direction ((1/α)ḡ − ΔW m)/s; seed003 report §2.10 item 4).
+  (1/α)(1/n)Σ g (h − m/s)ᵀ C_δ⁻¹, b-direction ((1/α)ḡ − ΔW m)/s; our derivation, §6.4.2 states only the damped factor).
   α is fixed (``alpha``; "acp_fixedalpha") or the heuristic α = max over the batch and outputs of gᵢⱼ²
-  (L814), per layer. [choice] The damping's α is the heuristic's value on the statistics batch (fixed until the
+  (§6.4.2), per layer. [choice] The damping's α is the heuristic's value on the statistics batch (fixed until the
   next refresh); the step's 1/α uses the current batch. The ℓ2 prior's gradient η θ is added unpreconditioned.
 """
 
@@ -152,7 +152,7 @@ class ACP(CenteredSGD):
 
     @staticmethod
     def heuristic_alpha(g: Tensor) -> float:
-        """α = max over cases and outputs of the squared per-example pre-activation gradient (L814)."""
+        """α = max over cases and outputs of the squared per-example pre-activation gradient (George 2017, §6.4.2)."""
         return float(g.pow(2).max()) or 1.0
 
     def _refresh(self, sampler: Sampler, costs: StepCosts) -> None:

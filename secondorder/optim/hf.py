@@ -1,24 +1,24 @@
-"""Hessian-free optimisation (Martens 2010; thesis ch. 4, Algorithm 3; seed000 report §3, §9, §10).
+"""Hessian-free optimisation (Martens 2010; thesis ch. 4, Algorithm 3; gaps filled from Martens' released HF code).
 
 One HF iteration k, with θ the parameters and h the objective (ℓ2 prior included):
 
 1. Gradient batch S′ (``gradient_batch``; null = the full training set, as in Martens' code): h(θ), b = −∇h(θ).
 2. Preconditioner (§4.9): P = (d + λ + η)^ξ with d the empirical-Fisher diagonal on S′ (Martens 2010; or the
-   unbiased GGN-diagonal estimate of Alg. 6), ξ = 0.75, κ = 0 (§4.11, L1741; code: (grad2 + λ + weightcost)^¾).
+   unbiased GGN-diagonal estimate of Alg. 6), ξ = 0.75, κ = 0 (§4.11; code: (grad2 + λ + weightcost)^¾).
 3. Curvature batch S″: chunk k mod c of a fixed random partition of S′ into ``curvature_chunks`` = c parts
    (Martens' "hybrid" mode: gradient on all data, K = |S|/c for curvature; Table 4.2 K = 5000 on CURVES),
-   fixed for the whole CG run (L920).
+   fixed for the whole CG run (§4.2).
 4. A v = (B + λ I) v with B the GGN (or the exact Hessian, ``curvature=hessian``) plus η for the ℓ2 prior,
    plus structural damping μ·λ·(1/N) Σ J_cᵀ H_d J_c for recurrent models (§4.6.4; the λ·μ scaling follows
    the widely used Theano HF, configurable).
 5. PCG from x₀ = ζ δ_{k−1} (ζ = 0.95, §4.8; δ_{k−1} the previous run's last iterate, as in Martens' code, or
    the backtracked one), progress-based termination and at most ``max_cg_iters`` = 250 (:mod:`.cg`); for the
-   RNN problems (``cg_stop_rule=objective_90``, thesis L1807) CG stops once the reduction of h on the curvature
+   RNN problems (``cg_stop_rule=objective_90``, thesis §4.13) CG stops once the reduction of h on the curvature
    batch, checked at the backtracking points, falls below 90 % of the largest reduction seen in this run.
 6. CG-backtracking (§4.6.7): from the last stored iterate, walk back through the stored ones while h on S′
    does not get worse; the chosen iterate is the proposal p.
 7. Reduction ratio ρ = (h(θ+p) − h(θ)) / (½ pᵀ(B + η)p + ∇hᵀp) on the curvature batch (undamped quadratic;
-   code), ρ = −∞ if h rose there; Levenberg–Marquardt: ρ > ¾ ⇒ λ ← ⅔λ, ρ < ¼ ⇒ λ ← 3⁄2 λ (L1327–1329).
+   code), ρ = −∞ if h rose there; Levenberg–Marquardt: ρ > ¾ ⇒ λ ← ⅔λ, ρ < ¼ ⇒ λ ← 3⁄2 λ (§4.6.5).
 8. Armijo backtracking line search on S′ from α = 1 (c = 1e-2, shrink 0.8, ≤ 60 steps; :mod:`.linesearch`),
    θ ← θ + αp.
 
@@ -295,7 +295,7 @@ class HessianFree(Optimizer):
     @staticmethod
     def _full_batch(sampler: Sampler) -> int:
         """``gradient_batch: null``: the whole training set; a language model's fixed window; otherwise
-        (unlimited generated data) the thesis's 10 000 sequences (L1807)."""
+        (unlimited generated data) the thesis's 10 000 sequences (§4.13)."""
         return getattr(sampler, "n", None) or getattr(sampler, "batch_size", None) or 10_000
 
     def _cases(self, batch: Any) -> int:

@@ -1,25 +1,25 @@
-"""K-FAC for recurrent networks (Martens, Ba & Johnson, ICLR 2018; seed004 report §4).
+"""K-FAC for recurrent networks (Martens, Ba & Johnson, ICLR 2018, §3.5 and §4).
 
 One iteration on a batch of m sequences of length T:
 
 1. One forward pass recording every block's inputs and outputs (:class:`~secondorder.kfac.sequence_layers.
    SequenceLayers`); the gradient ∇h of the objective; a second backward pass of the summed loss at targets
-   *sampled from the model* (the Fisher, L43–L45) gives the g_t.
+   *sampled from the model* (the Fisher, §2.2) gives the g_t.
 2. Exponentially decayed averages of A₀, A₁, G₀, G₁ (decay ε_k = min(1 − 1/k, ``stats_decay``), as K-FAC).
 3. Every ``inverse_period`` iterations (and at k ≤ 3) the pre-processing of pseudo-code C.3 for the chosen
    approximation (``approx``: indep = eqn 6, option1 = eqn 8, option2 = eqn 9) with factored Tikhonov damping λ
    on V₀ (:class:`~secondorder.kfac.temporal.TemporalInverse`). The paper ran it asynchronously and used stale
-   results (L349); a synchronous period stands in for that staleness.
+   results (§4); a synchronous period stands in for that staleness.
 4. v = F̂⁻¹ ĝ per block, where ĝ = (N/m)∇h is the gradient of the *per-sequence* summed loss (the Fisher is
    that of a sequence; N is the number of cases the objective averages over — tokens for language models).
-5. Step size: Ba et al. (2017) §5, adopted by the paper (L351) — the update is rescaled so that its
+5. Step size: Ba et al. (2017) §5, adopted by the paper (§4) — the update is rescaled so that its
    quadratic-model size stays within a trust region C: c = min(1, √(C / (η² ĝᵀv))), with ĝᵀv = vᵀF̂v
-   (TF K-FAC's ``_update_clip_coeff``; report §4.3). Then momentum: u ← μu + c v, θ ← θ − η u.
+   (TF K-FAC's ``_update_clip_coeff``). Then momentum: u ← μu + c v, θ ← θ − η u.
 
-The paper reports no values for η, C, μ, λ or the statistics decay (all grid-searched, L351): the defaults in
+The paper reports no values for η, C, μ, λ or the statistics decay (all grid-searched, §4): the defaults in
 ``conf/optimizer/kfac_rnn.yaml`` are our choices, marked there. Logged per iteration: ``clip`` (c),
 ``psi_max`` (largest |ψ̂| product, option1, or σ_max(Ψ̂), option2, over blocks) and ``clipped`` (spectral-bound
-guards that fired; report §2.10).
+guards that fired; the paper's App. B.2 bound rules them out in exact arithmetic).
 """
 
 from __future__ import annotations

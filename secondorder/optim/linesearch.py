@@ -1,4 +1,4 @@
-"""Backtracking line search with the Armijo condition (thesis §4.6.8, L1406–1410; seed000 report §3.9).
+"""Backtracking line search with the Armijo condition (thesis §4.6.8, the sufficient-decrease condition).
 
 Start at α = ``initial`` and multiply by ``shrink`` (β; the thesis leaves it open, Martens' code uses 0.8)
 until h(θ + αp) ≤ h(θ) + c α ∇hᵀp, with c = 1e-2, at most ``max_steps`` times (60 in the code); if no α is

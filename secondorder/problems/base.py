@@ -1,12 +1,12 @@
 """The workload every optimiser trains: model, matching loss, data, ℓ2 prior and evaluation.
 
-Objective (thesis Ch. 2; seed000 report §1): h(θ) = (1/N) Σ_n L(y_n, z_n) + (η/2)‖θ‖², where the z_n are the
+Objective (thesis §2.3): h(θ) = (1/N) Σ_n L(y_n, z_n) + (η/2)‖θ‖², where the z_n are the
 network's outputs at the scored positions of a batch (one per case for feed-forward nets, the masked time
 steps of sequences), L is the matching loss and N is the number of *cases* the batch stands for — cases for
 feed-forward nets and sequence tasks (so a sequence's loss is summed over its scored steps), tokens for
 language models (the per-token loss of the LM literature). η = ``objective.l2`` is the papers' "ℓ2 prior"
 (Table 4.3's starred rows: 1e-4 on MNIST*, 1e-2 on FACES*); the thesis does not say whether biases are
-included — Martens' code includes them (seed000 report §5, §10), our default (``objective.l2_biases``).
+included — Martens' released HF code includes them, our default (``objective.l2_biases``).
 
 Second-order methods use :meth:`Problem.outputs` with an explicit parameter dict (``torch.func``) to form
 curvature products: G = (1/N) Σ_n J_nᵀ H_L(z_n) J_n.

@@ -93,7 +93,7 @@ class EpochSampler(Sampler):
 
 
 class TaskSampler(Sampler):
-    """Fresh sequences from a generated task at every call (thesis L1807: "a fresh set of sequences").
+    """Fresh sequences from a generated task at every call (thesis §4.13: "a fresh set of sequences").
 
     ``epochs`` counts passes over a nominal training set of ``nominal_size`` sequences (the test-set size),
     since the training data are unlimited.

@@ -1,7 +1,7 @@
 """Generated sequence tasks (RNN pathological problems, DNC copy): fresh training sequences, fixed test set.
 
 The loss of a sequence is summed over its scored (masked) time steps and averaged over sequences. The
-error is the fraction of sequences the task's success criterion marks wrong (thesis L1809: a run has solved
+error is the fraction of sequences the task's success criterion marks wrong (thesis §4.13: a run has solved
 a problem when fewer than 1 % of the test sequences are wrong); it is measured on the fixed test set and on
 a fixed "train" sample of the same size drawn from an independent stream.
 """
@@ -51,7 +51,7 @@ class SequenceTaskProblem(Problem):
 
     def structural_outputs(self, batch: SequenceBatch, params: dict[str, Tensor]):
         """Hidden units at every step: logistic units' pre-activations under cross-entropy (the thesis's
-        footnote 5, L1309), otherwise the activities under squared error."""
+        §4.6.4, footnote 5), otherwise the activities under squared error."""
         _, _, hidden = self.call_model(params, batch.inputs, None, True)
         pre, post = hidden
         if self.model.cfg.activation == "sigmoid":

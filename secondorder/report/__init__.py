@@ -1,1 +1,1 @@
-"""Reporting: tables and plots built only from run directories (design.md §2)."""
+"""Reporting: tables and plots built only from run directories."""

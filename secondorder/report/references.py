@@ -1,4 +1,4 @@
-"""The papers' reported numbers (``references.yaml``: one file, each entry with its seed and line numbers)."""
+"""The papers' reported numbers (``references.yaml``: one file, each entry citing its paper and table or section)."""
 
 from __future__ import annotations
 
