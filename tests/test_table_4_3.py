@@ -29,7 +29,7 @@ def fake_run(folder: Path, train: float, test: float, status: str = "completed")
 def test_references_carry_the_thesis_numbers_with_their_source() -> None:
     ref = references()["table_4_3"]
     assert ref["rows"]["curves"]["rand_hf"] == [0.11, 0.20] and ref["rows"]["faces"]["pt_ncg"] == [None, 124]
-    assert "L1773" in ref["source"]
+    assert "Table 4.3" in ref["source"]
 
 
 def test_cells_cover_the_table_and_the_quick_profile_uses_offline_data(tmp_path: Path) -> None:
