@@ -108,14 +108,20 @@ def expand(spec: Spec, profile: str, runs_root: Path) -> list[Cell]:
     cells: list[Cell] = []
     for problem in (p for p in spec.problems if p.runs_in(profile)):
         for problem_vars in instances(problem):
-            problem_label = render(problem.label, problem_vars)
+            try:
+                problem_label = render(problem.label, problem_vars)
+            except ConfigError as exc:
+                raise ConfigError(f"experiment {spec.name}: problems.{problem.key}: {exc}") from None
             for method in (m for m in spec.methods_for(problem) if m.runs_in(profile)):
                 for method_vars in instances(method):
-                    variables = {**problem_vars, **method_vars, "problem": problem_label,
-                                 "method": render(method.label, method_vars)}
-                    name = render(spec.cell, variables)
-                    cells.append(Cell(name, cell_overrides(spec, profile, problem, method, variables),
-                                      runs_root / name, variables, settings.seeds))
+                    try:
+                        variables = {**problem_vars, **method_vars, "problem": problem_label,
+                                     "method": render(method.label, method_vars)}
+                        name = render(spec.cell, variables)
+                        overrides = cell_overrides(spec, profile, problem, method, variables)
+                    except ConfigError as exc:
+                        raise ConfigError(f"experiment {spec.name}: {problem.key} × {method.key}: {exc}") from None
+                    cells.append(Cell(name, overrides, runs_root / name, variables, settings.seeds))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
