@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from secondorder.errors import ConfigError
 from secondorder.experiments.expansion import evaluate, expand, merge, override_key, render
@@ -136,3 +137,17 @@ def test_a_bad_placeholder_names_the_spec_and_the_entries() -> None:
     with pytest.raises(ConfigError, match=re.escape("experiment toy: p × m: {task}: no variable 'task'; known: "
                                                     "method, problem")):
         expand(toy, "quick", Path("r"))
+
+
+def test_the_readme_example_spec_expands() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("**A spec**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    readme_spec = parse_spec("readme", yaml.safe_load(example))
+    quick = {c.name: c.overrides for c in expand(readme_spec, "quick", Path("r"))}
+    assert quick == {"curves__kfra": ["optimizer=kfra", "objective.l2=1e-5", "dataset=curves", "dataset.n_train=4000",
+                                      "dataset.n_test=2000", "trainer.max_steps=null", "trainer.max_time_s=45",
+                                      "trainer.eval_every=100"]}
+    full = {c.name: c.overrides for c in expand(readme_spec, "full", Path("r"))}
+    assert len(full) == 1 + 2 * 3 * 2 and full["curves__adam_lr2^-8_T0.5"] == [
+        "optimizer=adam", "optimizer.lr=0.00390625", "optimizer.lr_halving_period=20000", "dataset=curves",
+        "trainer.max_steps=40000"]
