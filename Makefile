@@ -55,27 +55,28 @@ bench-time-to-target: setup  ## HF, K-FAC, KFRA, tuned Adam to target errors →
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache
 
+# Every reproduce-* target but kfra-alignment is a spec, conf/reproduce/<target>.yaml, run by one runner.
 PROFILE ?= quick
 reproduce-table-4.3: setup  ## thesis Table 4.3 + Fig. 4.5 → results/table-4.3/$(PROFILE)/ (PROFILE=quick|full)
-	$(BIN)/python -m secondorder.experiments.table_4_3 --profile $(PROFILE)
+	$(BIN)/python -m secondorder.experiments table-4.3 --profile $(PROFILE)
 
 reproduce-kfac-autoencoders: setup  ## thesis Fig. 6.9/6.10 → results/kfac-autoencoders/$(PROFILE)/
-	$(BIN)/python -m secondorder.experiments.kfac_autoencoders --profile $(PROFILE)
+	$(BIN)/python -m secondorder.experiments kfac-autoencoders --profile $(PROFILE)
 
 reproduce-kfra: setup reproduce-kfra-alignment  ## Botev et al. 2017 §5 (+ odd/even, App. G.2) → results/kfra/$(PROFILE)/
-	$(BIN)/python -m secondorder.experiments.kfra --profile $(PROFILE)
+	$(BIN)/python -m secondorder.experiments kfra --profile $(PROFILE)
 
 reproduce-kfra-alignment: setup  ## Botev et al. 2017 App. G.2 → results/kfra-alignment/$(PROFILE)/
 	$(BIN)/python -m secondorder.experiments.alignment --profile $(PROFILE) --data-dir $(DATA_DIR)
 
 reproduce-george: setup  ## George 2017 §4.1 table + Fig. 4.1, Figs 6.1/6.2 → results/george/$(PROFILE)/
-	$(BIN)/python -m secondorder.experiments.george --profile $(PROFILE) --data-dir $(DATA_DIR)
+	$(BIN)/python -m secondorder.experiments george --profile $(PROFILE) --data-dir $(DATA_DIR)
 
 reproduce-hf-rnn: setup  ## thesis §4.13 Fig. 4.7: HF ± structural damping on the RNN problems → results/hf-rnn/$(PROFILE)/
-	$(BIN)/python -m secondorder.experiments.hf_rnn --profile $(PROFILE)
+	$(BIN)/python -m secondorder.experiments hf-rnn --profile $(PROFILE)
 
 reproduce-kfac-rnn: setup  ## Martens, Ba & Johnson 2018 §4: K-FAC for RNNs on PTB and copy → results/kfac-rnn/$(PROFILE)/
-	$(BIN)/python -m secondorder.experiments.kfac_rnn --profile $(PROFILE)
+	$(BIN)/python -m secondorder.experiments kfac-rnn --profile $(PROFILE)
 
 reproduce-all: reproduce-table-4.3 reproduce-kfac-autoencoders reproduce-kfra reproduce-george reproduce-hf-rnn \
                reproduce-kfac-rnn

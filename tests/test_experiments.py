@@ -1,50 +1,71 @@
-"""Every cell of every paper experiment composes into a valid run configuration; comparison reports build."""
+"""Every cell of every paper experiment composes into a valid run configuration; the reports build."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from secondorder.config import validate
-from secondorder.experiments import hf_rnn, kfac_autoencoders, kfac_rnn, kfra, table_4_3
+from secondorder.experiments import george, hf_rnn
+from secondorder.experiments.expansion import expand
+from secondorder.experiments.hooks import Context
+from secondorder.experiments.report import cell_runs, write_report
+from secondorder.experiments.runner import Cell
+from secondorder.experiments.spec import available_specs, load_spec
 from tests.test_config import composed
 from tests.test_table_4_3 import fake_run
 
+QUICK_DATA = {"curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy", "addition",
+              "temporal_order_2bit"}
+# K-FAC for RNNs is configured with `optimizer.approximation` (issue 15's one vocabulary of option names); the
+# optimiser config takes that name once the rename lands. Until then those cells cannot compose: remove this mark
+# when merging the rename (strict: it fails as soon as the cells compose).
+NEEDS_RENAME = pytest.mark.xfail(reason="needs optimizer.approximation for kfac_rnn (the optimiser-name rename)",
+                                 strict=True)
 
-def all_cells(profile: str):
-    from secondorder.experiments import george
 
-    yield from table_4_3.cells(profile, 60, Path("runs/table"))
-    yield from kfac_autoencoders.COMPARISON.cells(profile, Path("runs/kfac-autoencoders"))
-    cells = kfra.COMPARISON.cells(profile, Path("runs/kfra"))
-    yield from (cells if profile == "quick" else cells[::23])  # the full grid has 489 cells: a sample
-    yield from kfac_rnn.COMPARISON.cells(profile, Path("runs/kfac-rnn"))
-    yield from george.COMPARISON.cells(profile, Path("runs/george"))
-    cells = hf_rnn.cells(profile, Path("runs/hf-rnn"))
-    yield from (cells if profile == "quick" else cells[::7])
+def cells_of(name: str, profile: str, root: Path = Path("runs")) -> dict[str, Cell]:
+    return {c.name: c for c in expand(load_spec(name), profile, root / name / profile)}
+
+
+def context(name: str, profile: str, tmp_path: Path) -> Context:
+    spec = load_spec(name)
+    return Context(spec, spec.profile(profile), tmp_path / "runs", tmp_path / "out", Path("unused"))
+
+
+def sample(name: str, profile: str) -> list[Cell]:
+    cells = list(cells_of(name, profile).values())
+    return cells[::23] if len(cells) > 100 else cells  # the full KFRA grid has 533 cells: a sample
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_every_cell_composes_and_validates(profile: str) -> None:
-    names = set()
-    for cell in all_cells(profile):
+@pytest.mark.parametrize("name", sorted(set(available_specs()) - {"kfac-rnn"}))
+def test_every_cell_composes_and_validates(name: str, profile: str) -> None:
+    for cell in sample(name, profile):
         run = validate(composed(*cell.overrides))
-        assert cell.run_dir not in names  # no two cells share a run directory
-        names.add(cell.run_dir)
         if profile == "quick":
-            assert run.trainer.max_time_s is not None and run.dataset.name in {
-                "curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy",
-                "addition", "temporal_order_2bit"}, cell.name
+            assert run.trainer.max_time_s is not None and run.dataset.name in QUICK_DATA, cell.name
+
+
+@NEEDS_RENAME
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_kfac_rnn_cell_composes_and_validates(profile: str) -> None:
+    for cell in sample("kfac-rnn", profile):
+        run = validate(composed(*cell.overrides))
+        assert profile == "full" or run.trainer.max_time_s is not None
 
 
 def test_kfra_full_grid_follows_the_paper() -> None:
-    cells = {c.name: c for c in kfra.COMPARISON.cells("full", Path("runs"))}
+    cells = cells_of("kfra", "full")
     assert len([n for n in cells if n.startswith("curves__sgd_")]) == 40  # 8 rates × 5 periods
     faces = cells["faces__adam_lr2^-13_T0.0625"].overrides
     assert "trainer.max_steps=160000" in faces and "optimizer.lr_halving_period=10000" in faces
+    assert f"optimizer.lr={2.0 ** -13}" in faces and "dataset=faces" in faces
     assert "trainer.max_steps=20000" in cells["faces__kfra"].overrides
-    # §5.2 odd/even: KFLR / KFRA / K-FAC for 5 000 updates, Adam's grid only, 40 000 updates (L266)
+    # §5.2 odd/even: KFLR / KFRA / K-FAC for 5 000 updates, Adam's grid only, 40 000 updates
     oddeven = [n for n in cells if n.startswith("oddeven__")]
     assert {"oddeven__kflr", "oddeven__kfra", "oddeven__kfac", "oddeven__adam_default"} <= set(oddeven)
     assert len(oddeven) == 4 + 40 and not any(n.startswith("oddeven__sgd") for n in oddeven)
@@ -52,34 +73,39 @@ def test_kfra_full_grid_follows_the_paper() -> None:
     assert "dataset=mnist_parity" in cells["oddeven__kflr"].overrides
     assert "trainer.max_steps=40000" in cells["oddeven__adam_lr2^-6_T1"].overrides
     assert not any(n.startswith("curves__kflr") for n in cells)  # KFLR only where the paper ran it
+    quick = cells_of("kfra", "quick")
+    assert quick["mnist__sgd"].overrides[:3] == ["optimizer=sgd", "optimizer.batch_size=1000",
+                                                 "optimizer.lr=0.001953125"]
+    assert "dataset=mnist_5k" in quick["mnist__sgd"].overrides and "dataset=mnist" not in quick["mnist__sgd"].overrides
 
 
 def test_comparison_report_per_problem(tmp_path: Path) -> None:
-    comparison = kfac_autoencoders.COMPARISON
-    cells = comparison.cells("quick", tmp_path / "runs")
+    ctx = context("kfac-autoencoders", "quick", tmp_path)
+    cells = expand(ctx.spec, "quick", ctx.runs_root)
     for name, value in (("curves__kfac_blockdiag", 5.0), ("curves__nag", 20.0)):
-        fake_run(tmp_path / "runs" / name, value, value + 1)
-    out = comparison.write(cells, "quick", tmp_path / "out")
-    text = (out / "summary.md").read_text()
-    assert "REDUCED BUDGET" in text and "## curves" in text and "no completed runs" in text
-    assert (out / "curves_error_vs_time.png").exists() and (out / "runs" / "curves__nag" / "summary.json").exists()
+        fake_run(ctx.runs_root / name, value, value + 1)
+    written = write_report(ctx, cells)
+    text = (ctx.out / "summary.md").read_text()
+    assert "REDUCED BUDGET" in text and "## curves" in text and "## mnist\n\nno completed runs" in text
+    assert "Thesis §6.13" in text and "Performance profile" in text
+    assert {"curves_error_vs_time.png", "summary.csv", "performance_profile.png"} <= set(written)
+    assert (ctx.out / "runs" / "curves__nag" / "summary.json").exists()
+    header = text.split("## curves\n\n")[1].splitlines()[0]
+    assert header.startswith("| method | dataset | data | optimizer | status |") and "seed" not in header
+    assert "| kfac_blockdiag | curves |" in text and "Over seeds" not in text
 
 
 def test_george_search_table_quick_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The §4.1 driver on a tiny setting: three procedures, the thesis's numbers beside ours, Figure 4.1."""
-    from secondorder.experiments import george
-
     monkeypatch.setitem(george.PROFILES, "quick", {"searches": 2, "experiments": 4, "steps": 2, "dims": [784, 8]})
     text = george.search_table("quick", tmp_path, Path("unused"))
     assert "| grid | 27.23 ± 0.42 |" in text and "| biased | 26.61 ± 0.13 |" in text and "REDUCED" in text
     assert (tmp_path / "figure-4.1.png").stat().st_size > 0
-    for cell in george.COMPARISON.cells("quick", tmp_path):
-        validate(composed(*cell.overrides))
 
 
 def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) -> None:
-    full = {c.name: c for c in hf_rnn.cells("full", tmp_path)}
-    assert len(full) == 8 * 5 * 2
+    full = cells_of("hf-rnn", "full")
+    assert len(full) == 8 * 5 * 2 and all(c.seeds == 3 for c in full.values())
     run = validate(composed(*full["addition_T100_structural"].overrides))
     assert run.optimizer.gradient_batch == 10000 and run.optimizer.gradient_batch // run.optimizer.curvature_chunks \
         == 1000 and run.optimizer.max_cg_iters == 300 and run.optimizer.cg_stop_rule == "objective_90"
@@ -87,7 +113,9 @@ def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) ->
     assert run.trainer.target_test_error < 0.01 and run.dataset.T == 100
     plain = validate(composed(*full["xor_T50_tikhonov"].overrides))
     assert plain.optimizer.structural_damping == 0 and plain.optimizer.initial_lambda == 0.3
-    assert validate(composed(*full["random_permutation_T150_structural"].overrides)).optimizer.initial_lambda == 15
+    for variant in ("structural", "tikhonov"):  # λ₀ = 0.1·T on random_permutation, both variants
+        cell = full[f"random_permutation_T150_{variant}"]
+        assert validate(composed(*cell.overrides)).optimizer.initial_lambda == 15
     fake = tmp_path / "run"
     fake.mkdir()
     (fake / "summary.json").write_text('{"costs": {"grad_evals": 3, "curvature_products": 250}}')
@@ -95,23 +123,32 @@ def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) ->
     assert hf_rnn.minibatches(fake) == 3 * 10 + 250  # a gradient = 10 minibatches, a CG product = 1
 
 
+@NEEDS_RENAME
 def test_kfac_rnn_experiment_uses_the_papers_setting() -> None:
-    cells = {c.name: c for c in kfac_rnn.COMPARISON.cells("full", Path("runs"))}
+    cells = cells_of("kfac-rnn", "full")
     word = validate(composed(*cells["ptb_word__kfac_option1"].overrides))
     assert (word.dataset.bptt, word.dataset.batch_size, word.optimizer.batch_size) == (35, 200, 200)
-    assert word.model.hidden_dim == 650 and word.model.layers == 2 and word.optimizer.approx == "option1"
+    assert word.model.hidden_dim == 650 and word.model.layers == 2 and word.optimizer.approximation == "option1"
     assert validate(composed(*cells["ptb_word_1024__kfac_indep"].overrides)).model.hidden_dim == 1024
-    assert not any(c.name.startswith("ptb_word_1024") for c in kfac_rnn.COMPARISON.cells("quick", Path("r")))
     char = validate(composed(*cells["ptb_char__adam"].overrides))
     assert (char.dataset.bptt, char.model.hidden_dim, char.optimizer.batch_size) == (100, 128, 200)
 
 
+def test_kfac_rnn_spec_sets_the_papers_cells() -> None:
+    """What the spec says, without composing (see the marked tests above for the composed configs)."""
+    full, quick = cells_of("kfac-rnn", "full"), cells_of("kfac-rnn", "quick")
+    assert "optimizer.approximation=option1" in full["ptb_word__kfac_option1"].overrides
+    assert "ptb_word_1024__adam_ln" in full and not any(n.startswith("ptb_word_1024") for n in quick)
+    assert "dnc_copy__adam_ln" not in full and "dnc_copy__kfac_option2" in full
+    budgets = {n.split("__")[0]: [o for o in c.overrides if o.startswith("trainer.max_time_s=")]
+               for n, c in quick.items()}
+    assert budgets == {"ptb_char": ["trainer.max_time_s=100"], "ptb_word": ["trainer.max_time_s=80"],
+                       "dnc_copy": ["trainer.max_time_s=30"]}
+
+
 def test_george_full_profile_tunes_each_first_order_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Figs 6.1/6.2: a biased-random-search sweep per method and problem, then the best rate; K-FAC untouched."""
-    import json
-
     from secondorder import sweep
-    from secondorder.experiments import george
 
     calls = []
 
@@ -125,24 +162,47 @@ def test_george_full_profile_tunes_each_first_order_method(tmp_path: Path, monke
         return 0
 
     monkeypatch.setattr(sweep, "main", fake_sweep)
-    tuned = george.tune(george.COMPARISON, tmp_path, trials=3)
-    assert len(calls) == 2 * 4 and all("search=george_lr" in c and "3" in c for c in calls)
-    cells = {c.name: c for c in tuned.cells("full", tmp_path)}
-    assert "optimizer.lr=0.01" in cells["cifar10__acp_tuned"].overrides and "cifar10__kfac" in cells
-    assert "dataset=cifar10" in cells["cifar10__sgd_tuned"].overrides
-    assert not any(n.startswith("cifar10") for n in (c.name for c in george.COMPARISON.cells("quick", tmp_path)))
+    ctx = context("george", "full", tmp_path)
+    tuned = {c.name: c for c in george.tune(ctx, expand(ctx.spec, "full", ctx.runs_root), trials=3)}
+    assert len(calls) == 2 * 4 and all(c[0] == "search=george_lr" and c[c.index("--trials") + 1] == "3"
+                                       for c in calls)
+    assert all("trainer.max_steps=2000" in c and "trainer.max_steps=20000" not in c for c in calls)
+    acp = tuned["cifar10__acp_tuned"]
+    assert "optimizer.lr=0.01" in acp.overrides and "trainer.max_steps=20000" in acp.overrides
+    assert acp.run_dir == ctx.runs_root / "cifar10__acp_tuned" and acp.labels["method"] == "acp_tuned"
+    assert "dataset=cifar10" in tuned["cifar10__sgd_tuned"].overrides and "cifar10__kfac" in tuned
+    quick = context("george", "quick", tmp_path)
+    assert george.tune(quick, cells := expand(quick.spec, "quick", quick.runs_root)) == cells  # untuned
+    assert not any(c.name.startswith("cifar10") for c in cells)
 
 
 def test_hf_rnn_report_marks_solved_runs_with_provenance(tmp_path: Path) -> None:
-    import json
-
-    cells = hf_rnn.cells("quick", tmp_path / "runs")
+    ctx = context("hf-rnn", "quick", tmp_path)
+    cells = expand(ctx.spec, "quick", ctx.runs_root)
     for cell, reached in ((cells[0], True), (cells[1], False)):
         fake_run(cell.run_dir, 0.005, 0.004)
         summary = json.loads((cell.run_dir / "summary.json").read_text())
         summary.update(target_reached=reached, costs={"grad_evals": 2, "curvature_products": 40})
         (cell.run_dir / "summary.json").write_text(json.dumps(summary))
         (cell.run_dir / "config.yaml").write_text("optimizer:\n  gradient_batch: 1000\n  curvature_chunks: 10\n")
-    text = (hf_rnn.write(cells, "quick", tmp_path / "out") / "summary.md").read_text()
-    assert "REDUCED" in text and "Hardware: cpu (test)" in text
+    write_report(ctx, cells, hf_rnn.report)
+    text = (ctx.out / "summary.md").read_text()
+    assert "REDUCED" in text and "Hardware: cpu (test)" in text and "thesis §4.13" in text
     assert "| addition | 10 | structural | yes | 7 | 6 |" in text and "| addition | 10 | tikhonov | no |" in text
+    assert (ctx.out / "table.csv").exists() and (ctx.out / "addition_test_error.png").exists()
+
+
+def test_hf_rnn_report_over_seeds_gives_solved_counts(tmp_path: Path) -> None:
+    """Figure 4.7's quantities with several seeds: solved k / n and the solved runs' minibatches."""
+    ctx = context("hf-rnn", "full", tmp_path)
+    cell = cells_of("hf-rnn", "full", tmp_path / "runs")["addition_T30_structural"]
+    for run, (reached, gradients) in zip(cell.seed_runs(), ((True, 2), (True, 6), (False, 1)), strict=True):
+        fake_run(run.run_dir, 0.005, 0.004)
+        summary = json.loads((run.run_dir / "summary.json").read_text())
+        summary.update(target_reached=reached, costs={"grad_evals": gradients, "curvature_products": 0})
+        (run.run_dir / "summary.json").write_text(json.dumps(summary))
+        (run.run_dir / "config.yaml").write_text("optimizer:\n  gradient_batch: 10000\n  curvature_chunks: 10\n")
+    ctx.out.mkdir(parents=True)
+    lines = hf_rnn.report(ctx, [cell], {cell.name: cell_runs(cell)})
+    assert "| addition | 30 | structural | 2/3 | 40 [20, 60] |" in "\n".join(lines)
+    assert list(pd.read_csv(ctx.out / "table.csv")["seed"]) == [0, 1, 2]

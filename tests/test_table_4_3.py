@@ -1,4 +1,5 @@
-"""The Table 4.3 driver and its report, on small synthetic run directories (no training)."""
+"""Thesis Table 4.3 (spec ``conf/reproduce/table-4.3.yaml``) and its report hook, on small synthetic run
+directories (no training); the runner's skipping of finished runs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from secondorder.experiments import table_4_3
+from secondorder.experiments.expansion import expand
+from secondorder.experiments.hooks import Context
+from secondorder.experiments.report import write_report
 from secondorder.experiments.runner import Cell, run_cells
+from secondorder.experiments.spec import load_spec
 from secondorder.report.references import references
+from secondorder.report.runs import find_runs
 
 
 def fake_run(folder: Path, train: float, test: float, status: str = "completed") -> None:
@@ -32,22 +38,32 @@ def test_references_carry_the_thesis_numbers_with_their_source() -> None:
     assert "Table 4.3" in ref["source"]
 
 
+def cells(profile: str, root: Path) -> dict[str, Cell]:
+    return {c.name: c for c in expand(load_spec("table-4.3"), profile, root)}
+
+
 def test_cells_cover_the_table_and_the_quick_profile_uses_offline_data(tmp_path: Path) -> None:
-    quick = {c.name: c for c in table_4_3.cells("quick", 60, tmp_path)}
-    assert len(quick) == 15
+    quick = cells("quick", tmp_path)
+    assert len(quick) == 15 and set(quick) == {f"{row}_{column}" for row in references()["table_4_3"]["rows"]
+                                               for column in references()["table_4_3"]["columns"]}
     assert "dataset=mnist_5k" in quick["mnist_l2_rand_hf"].overrides
     assert "dataset=faces_lfw" in quick["faces_pt_ncg"].overrides
     assert "trainer.max_time_s=60" in quick["curves_pt_hf"].overrides
-    full = {c.name: c for c in table_4_3.cells("full", 60, tmp_path)}
+    assert "pretrain.epochs=2" in quick["curves_pt_hf"].overrides and "pretrain.epochs=2" not in quick[
+        "curves_rand_hf"].overrides
+    full = cells("full", tmp_path)
     assert full["faces_l2_pt_hf"].overrides == ["experiment=table_4_3/faces_l2_pt_hf"]
 
 
 def test_outputs_put_thesis_and_ours_side_by_side(tmp_path: Path) -> None:
-    cells = table_4_3.cells("quick", 60, tmp_path / "runs")
+    spec = load_spec("table-4.3")
+    context = Context(spec, spec.profile("quick"), tmp_path / "runs", tmp_path / "out", Path("unused"))
+    cell_list = expand(spec, "quick", context.runs_root)
     fake_run(tmp_path / "runs" / "curves_rand_hf", 12.5, 13.25)
     fake_run(tmp_path / "runs" / "curves_pt_ncg", 20.0, 21.0)
     fake_run(tmp_path / "runs" / "mnist_pt_hf", 9.0, 10.0, status="interrupted")
-    out = table_4_3.write_outputs(cells, "quick", tmp_path / "out")
+    written = write_report(context, cell_list, table_4_3.report)
+    out = context.out
     table = (out / "table.md").read_text()
     assert "| CURVES | thesis 0.74, 0.82 · ours 20, 21 | thesis 0.11, 0.2 · ours 12.5, 13.2 |" in table
     assert "(interrupted)" in table and "(missing)" in table
@@ -56,6 +72,19 @@ def test_outputs_put_thesis_and_ours_side_by_side(tmp_path: Path) -> None:
     assert len(frame) == 15 and frame.set_index(["row", "column"]).loc[("curves", "rand_hf"), "ours_train"] == 12.5
     assert (out / "figure-4.5.png").stat().st_size > 0
     assert (out / "runs" / "curves_rand_hf" / "summary.json").exists()
+    assert {"table.md", "table.csv", "figure-4.5.png", "summary.md"} <= set(written)
+    assert "`table.md`" in (out / "summary.md").read_text()
+
+
+def test_table_reports_the_median_over_seeds(tmp_path: Path) -> None:
+    runs = {}
+    for seed, train in enumerate((3.0, 1.0, 2.0)):
+        fake_run(tmp_path / f"seed{seed}", train, train + 1)
+        runs.setdefault(("curves", "rand_hf"), []).extend(find_runs([tmp_path / f"seed{seed}"]))
+    table, frame = table_4_3.build_table(runs, "full", reduced=False)
+    assert "ours 2, 3 (median of 3)" in table
+    row = frame.set_index(["row", "column"]).loc[("curves", "rand_hf")]
+    assert (row["seeds"], row["ours_train"], row["ours_train_min"], row["ours_train_max"]) == (3, 2.0, 1.0, 3.0)
 
 
 def test_run_cells_skips_completed_runs(tmp_path: Path) -> None:

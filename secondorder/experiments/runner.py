@@ -1,29 +1,76 @@
-"""Running experiment cells as ``train`` subprocesses: resumable, skipping completed runs."""
+"""Running experiment cells as ``train`` subprocesses: resumable, skipping completed runs.
+
+A cell (one problem × method) runs ``seeds`` times. With one seed the run is the cell's folder and the config's
+own seed; with ``n > 1`` seeds, seed ``s`` runs with ``seed=s`` in ``<cell>/seed<s>`` (s = 0 … n − 1). A run
+whose ``summary.json`` says ``completed`` or ``diverged`` is a result and is skipped; any other run (never
+started, interrupted, failed) is started with ``trainer.resume=auto``, which continues from its checkpoint.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from secondorder.errors import UserError
+
+FINISHED = ("completed", "diverged")  # both are results; a diverged run would diverge again
+
+
+def run_status(run_dir: Path) -> str | None:
+    """The ``status`` of a run's ``summary.json`` (None when the run never wrote one)."""
+    summary = run_dir / "summary.json"
+    if not summary.exists():
+        return None
+    return json.loads(summary.read_text()).get("status")
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One ``train`` run of a cell: its key (``<cell>`` or ``<cell>/seed<s>``), overrides and folder."""
+
+    key: str
+    overrides: list[str]
+    run_dir: Path
+    seed: int | None
+
+    def status(self) -> str | None:
+        return run_status(self.run_dir)
 
 
 @dataclass
 class Cell:
-    """One run of an experiment: its name, its ``train`` overrides and where it runs."""
+    """One problem × method of an experiment: its name, its ``train`` overrides, where it runs, its labels."""
 
     name: str
     overrides: list[str]
     run_dir: Path
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    seeds: int = 1
 
-    def status(self) -> str | None:
-        summary = self.run_dir / "summary.json"
-        if not summary.exists():
-            return None
-        return json.loads(summary.read_text()).get("status")
+    def seed_runs(self) -> list[SeedRun]:
+        if self.seeds == 1:
+            return [SeedRun(self.name, list(self.overrides), self.run_dir, None)]
+        return [SeedRun(f"{self.name}/seed{s}", [*self.overrides, f"seed={s}"], self.run_dir / f"seed{s}", s)
+                for s in range(self.seeds)]
+
+
+def select(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
+    """The cells whose names match any of the shell-style ``patterns`` (all cells when none are given)."""
+    if not patterns:
+        return cells
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(c.name, p) for c in cells)]
+    if unmatched:
+        examples = ", ".join(c.name for c in cells[:3])
+        raise UserError(f"--cells {unmatched[0]!r} matches no cell; cells are named like {examples} "
+                        "(shell patterns such as 'curves__*' work)")
+    return [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
 
 
 def train_executable() -> list[str]:
@@ -32,31 +79,32 @@ def train_executable() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from secondorder.cli import train; train()"]
 
 
-def run_cells(cells: list[Cell], log=print) -> dict[str, str]:
-    """Run each cell unless it already completed or diverged; an interrupted cell resumes (``trainer.resume=auto``)."""
+def run_cells(cells: list[Cell], log: Callable[[str], object] = print) -> dict[str, str]:
+    """Run every seed of each cell unless it already completed or diverged; an interrupted run resumes
+    (``trainer.resume=auto``). Returns each run's final status by key."""
     outcome = {}
-    for cell in cells:
-        if cell.status() in ("completed", "diverged"):  # both are results; a diverged run would diverge again
-            log(f"[skip] {cell.name}: {cell.status()} run in {cell.run_dir}")
-            outcome[cell.name] = cell.status()
+    for run in (r for cell in cells for r in cell.seed_runs()):
+        if run.status() in FINISHED:
+            log(f"[skip] {run.key}: {run.status()} run in {run.run_dir}")
+            outcome[run.key] = run.status()
             continue
-        log(f"[run ] {cell.name} → {cell.run_dir}")
+        log(f"[run ] {run.key} → {run.run_dir}")
         start = time.time()
-        command = [*train_executable(), *cell.overrides, f"run_dir={cell.run_dir}", "trainer.resume=auto"]
+        command = [*train_executable(), *run.overrides, f"run_dir={run.run_dir}", "trainer.resume=auto"]
         result = subprocess.run(command, capture_output=True, text=True)
-        status = cell.status() or "failed"
-        outcome[cell.name] = status
+        status = run.status() or "failed"
+        outcome[run.key] = status
         message = result.stderr.strip().splitlines()[-1] if result.returncode and result.stderr.strip() else ""
         log(f"       {status} in {time.time() - start:.0f} s {message}")
     return outcome
 
 
-def exit_code(outcome: dict[str, str], log=print) -> int:
-    """0 when every cell completed or diverged (a diverged run is a result, reported in the tables), else 1."""
+def exit_code(outcome: dict[str, str], log: Callable[[str], object] = print) -> int:
+    """0 when every run completed or diverged (a diverged run is a result, reported in the tables), else 1."""
     diverged = [n for n, s in outcome.items() if s == "diverged"]
     if diverged:
         log(f"diverged (reported in the tables): {', '.join(diverged)}")
-    failed = [n for n, s in outcome.items() if s not in ("completed", "diverged")]
+    failed = [n for n, s in outcome.items() if s not in FINISHED]
     if failed:
         log(f"not completed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -23,8 +23,10 @@ def provenance_line(runs: list[Run]) -> str:
     return f"commit {', '.join(commits)} · {'; '.join(devices)} · iterations {', '.join(steps)}"
 
 
-def _group_curve(runs: list[Run], x: str, column: str) -> tuple[list[float], list[float], list[float], list[float]]:
-    """Mean and min/max of ``column`` across runs at the iterations they all evaluated; x averaged likewise."""
+def _group_curve(runs: list[Run], x: str, column: str, center: str = "mean"
+                 ) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Mean (or median) and min/max of ``column`` across runs at the iterations they all evaluated; x averaged
+    likewise."""
     import pandas as pd
 
     values, xs = [], []
@@ -34,20 +36,22 @@ def _group_curve(runs: list[Run], x: str, column: str) -> tuple[list[float], lis
         xs.append(pd.Series(rows.index, index=rows.index, dtype=float) if x == "iteration" else rows[x])
     table = pd.concat(values, axis=1, join="inner")
     position = pd.concat(xs, axis=1, join="inner").loc[table.index].mean(axis=1)
-    return list(position), list(table.mean(axis=1)), list(table.min(axis=1)), list(table.max(axis=1))
+    middle = table.median(axis=1) if center == "median" else table.mean(axis=1)
+    return list(position), list(middle), list(table.min(axis=1)), list(table.max(axis=1))
 
 
 def plot_groups(groups: dict[str, list[Run]], x: str, path: Path, log_y: bool = True,
-                title: str | None = None) -> Path:
-    """Train (solid) and test (dashed) error per group against ``x``; several runs → mean with a min–max band."""
+                title: str | None = None, center: str = "mean") -> Path:
+    """Train (solid) and test (dashed) error per group against ``x``; several runs → their mean (or, with
+    ``center="median"``, median) with a min–max band."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     everything = [run for runs in groups.values() for run in runs]
     for i, (label, runs) in enumerate(groups.items()):
         color = f"C{i % 10}"
-        suffix = f" (mean of {len(runs)})" if len(runs) > 1 else ""
+        suffix = f" ({center} of {len(runs)})" if len(runs) > 1 else ""
         for column, style in (("train_error", "-"), ("test_error", "--")):
-            xs, mean, low, high = _group_curve(runs, x, column)
-            ax.plot(xs, mean, color=color, linestyle=style, label=f"{label}{suffix} {column.split('_')[0]}")
+            xs, middle, low, high = _group_curve(runs, x, column, center)
+            ax.plot(xs, middle, color=color, linestyle=style, label=f"{label}{suffix} {column.split('_')[0]}")
             if len(runs) > 1:
                 ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
     if log_y:

@@ -146,7 +146,12 @@ def write_profiles(runs: list[Run], out: Path, title: str, problem_key: str = "d
                    method_key: str = "optimizer", targets: dict[str, float] | None = None,
                    r_max: float = R_MAX) -> str:
     """profiles.md, profiles.csv and performance_profile.png under ``out``; returns the Markdown."""
-    table = problem_method_table(runs, problem_key, method_key)
+    return write_profile_table(problem_method_table(runs, problem_key, method_key), out, title, targets, r_max)
+
+
+def write_profile_table(table: dict[str, dict[str, list[Run]]], out: Path, title: str,
+                        targets: dict[str, float] | None = None, r_max: float = R_MAX) -> str:
+    """:func:`write_profiles` for runs already arranged by problem and method (several runs: their median)."""
     chosen = {**default_targets(table), **(targets or {})}
     ratios = ratio_frame(table, chosen)
     scores = score_frame(ratios, r_max)

@@ -1,0 +1,81 @@
+"""``python -m secondorder.experiments <experiment> [--profile quick|full|…]``: the one entry point of every
+``make reproduce-*`` target.
+
+Loads the experiment's spec (``conf/reproduce/<experiment>.yaml``, or a spec file's path), expands it for the
+profile into cells, runs them as ``train`` runs into ``runs/<experiment>/<profile>/`` — resumably: a completed or
+diverged run is skipped, an interrupted one continues from its checkpoint — and writes the report into
+``results/<experiment>/<profile>/`` (:mod:`secondorder.experiments.report`, plus the spec's hooks).
+
+    python -m secondorder.experiments kfra --profile quick
+    python -m secondorder.experiments kfra --cells 'curves__*' --list     # print the selected cells' overrides
+    python -m secondorder.experiments my_spec.yaml --profile quick        # a spec outside conf/reproduce/
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from secondorder.errors import ConfigError, UserError
+from secondorder.experiments import george, hf_rnn, table_4_3
+from secondorder.experiments.expansion import expand
+from secondorder.experiments.hooks import Context, Hooks
+from secondorder.experiments.report import write_report
+from secondorder.experiments.runner import exit_code, run_cells, select
+from secondorder.experiments.spec import available_specs, load_spec
+
+HOOKS = {"table_4_3": table_4_3.HOOKS, "hf_rnn": hf_rnn.HOOKS, "george": george.HOOKS}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m secondorder.experiments", description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", help=f"one of {', '.join(available_specs())}, or the path of a spec .yaml")
+    p.add_argument("--profile", default="quick", help="a profile of the spec (quick, full, …); default quick")
+    p.add_argument("--runs", type=Path, help="run folders go under RUNS/<profile> (default runs/<experiment>)")
+    p.add_argument("--out", type=Path, help="the report goes to OUT/<profile> (default results/<experiment>)")
+    p.add_argument("--cells", nargs="*", help="run only these cells (names or shell patterns, e.g. 'curves__*'); "
+                                              "the report still covers every cell")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset files (for the hooks)")
+    p.add_argument("--list", action="store_true", help="print the cells and their overrides; run nothing")
+    return p
+
+
+def hooks_of(name: str | None) -> Hooks:
+    if name is None:
+        return Hooks()
+    if name not in HOOKS:
+        raise ConfigError(f"unknown hooks {name!r}; registered: {', '.join(HOOKS)}")
+    return HOOKS[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    spec = load_spec(args.experiment)
+    profile = spec.profile(args.profile)
+    hooks = hooks_of(spec.hooks)
+    context = Context(spec, profile, (args.runs or Path("runs") / spec.name) / profile.name,
+                      (args.out or Path("results") / spec.name) / profile.name, args.data_dir)
+    cells = expand(spec, profile.name, context.runs_root)
+    if args.list:
+        for cell in select(cells, args.cells):
+            print(f"{cell.name}: {shlex.join(cell.overrides)}" + (f"  (× {cell.seeds} seeds)" if cell.seeds > 1
+                                                                   else ""))
+        return 0
+    context.out.mkdir(parents=True, exist_ok=True)
+    if hooks.prepare is not None:  # may replace cells (George's tuned methods: <problem>__<method>_tuned)
+        cells = hooks.prepare(context, cells)
+    outcome = run_cells(select(cells, args.cells))
+    written = write_report(context, cells, hooks.report)
+    print(f"wrote {context.out}/: {', '.join(written)}")
+    return exit_code(outcome)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """Console wrapper: one-line errors without a traceback."""
+    try:
+        sys.exit(main(argv))
+    except UserError as exc:
+        print(f"reproduce: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
