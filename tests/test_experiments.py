@@ -8,8 +8,7 @@ import pytest
 
 from secondorder.config import validate
 from secondorder.experiments import hf_rnn, kfac_autoencoders, kfac_rnn, kfra, table_4_3
-from tests.test_config import composed
-from tests.test_table_4_3 import fake_run
+from tests.helpers import composed, fake_run
 
 
 def all_cells(profile: str):
