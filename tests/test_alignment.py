@@ -11,7 +11,7 @@ from torch import nn
 
 from secondorder.experiments import alignment
 from secondorder.kfac.kfra import activations_after
-from tests.test_kfac import layer_helper, make_problem
+from tests.oracles import layer_helper, make_problem
 
 pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,17 +13,7 @@ import pytest
 
 from secondorder.composition import available_options
 from tests.conftest import TINY, read_run
-
-BIN = Path(sys.executable).parent
-
-
-def script(name: str) -> str:
-    path = BIN / name
-    return str(path) if path.exists() else shutil.which(name) or name
-
-
-def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+from tests.helpers import run_cli, script
 
 
 @pytest.mark.parametrize(

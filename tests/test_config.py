@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from secondorder.composition import CONF_DIR, available_options, check_group_choices
 from secondorder.config import TrainerConfig, validate
@@ -13,13 +12,9 @@ from secondorder.data import DATASETS
 from secondorder.errors import ConfigError
 from secondorder.models import MODELS
 from secondorder.optim import OPTIMIZERS
+from tests.helpers import composed
 
 FIRST_ORDER = ("sgd", "momentum", "nesterov", "adam")
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=False)
 
 
 def test_every_group_option_has_a_registered_implementation() -> None:

@@ -15,8 +15,7 @@ from secondorder.experiments.hooks import Context
 from secondorder.experiments.report import cell_runs, write_report
 from secondorder.experiments.runner import Cell
 from secondorder.experiments.spec import available_specs, load_spec
-from tests.test_config import composed
-from tests.test_table_4_3 import fake_run
+from tests.helpers import composed, fake_run
 
 QUICK_DATA = {"curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy", "addition",
               "temporal_order_2bit"}

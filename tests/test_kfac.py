@@ -4,7 +4,6 @@ matrices, the (α, μ) solve, invariance to reparameterisation (thesis §6.10), 
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -12,55 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from secondorder.data.splits import DataSplits
 from secondorder.kfac.factors import KroneckerFactors, collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse, trace_norm_pi
-from secondorder.kfac.layers import LinearLayers
-from secondorder.losses import get_loss
-from secondorder.metrics import get_metric
 from secondorder.optim.kfac import KFACConfig, batch_size_at, solve_step_coefficients
-from secondorder.problems import ObjectiveConfig, SupervisedProblem
 from tests.conftest import read_run
+from tests.oracles import dense_fisher_blocks, layer_helper, make_problem
 
 pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
-
-
-def make_problem(widths: list[int], activation: type[nn.Module] | None, x: torch.Tensor, loss: str = "squared_error",
-                 seed: int = 0) -> SupervisedProblem:
-    g = torch.Generator().manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(pairwise(widths)):
-        layers.append(nn.Linear(a, b))
-        if activation is not None and i < len(widths) - 2:
-            layers.append(activation())
-    model = nn.Sequential(*layers)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.7 * torch.randn(p.shape, generator=g))
-    y = torch.zeros(x.shape[0], widths[-1]) if loss != "softmax_ce" else torch.zeros(x.shape[0], dtype=torch.long)
-    data = DataSplits("toy", x, y, x, y, "t", "t", True)
-    return SupervisedProblem(model, get_loss(loss), data, get_metric("reconstruction_sse"), ObjectiveConfig())
-
-
-def layer_helper(problem: SupervisedProblem, x: torch.Tensor) -> LinearLayers:
-    return LinearLayers(problem.model, lambda: problem.model(x[:1]))
-
-
-def dense_fisher_blocks(problem: SupervisedProblem, layers: LinearLayers, x: torch.Tensor) -> list[list[torch.Tensor]]:
-    """Exact Fisher blocks F_ij = (1/N) Σ_n J_{n,i}ᵀ H_L J_{n,j} in the row-major [W | b] layout (F = G for a
-    matching loss, exact expectation over y)."""
-    params = {n: p.detach() for n, p in problem.model.named_parameters()}
-    blocks0 = layers.to_blocks(params)
-
-    def outputs(*blocks):
-        return torch.func.functional_call(problem.model, {**params, **layers.from_blocks(list(blocks))}, (x,))
-
-    z = outputs(*blocks0)
-    jac = torch.func.jacrev(outputs, argnums=tuple(range(len(blocks0))))(*blocks0)
-    J = [j.reshape(x.shape[0], z.shape[1], -1) for j in jac]
-    H = problem.loss.output_hessian(z)
-    return [[torch.einsum("ndp,nde,neq->pq", J[i], H, J[j]) / x.shape[0] for j in range(len(J))]
-            for i in range(len(J))]
 
 
 def exact_factors(problem, layers, x, cross=True, targets="exact", generator=None) -> KroneckerFactors:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from secondorder.kfac.temporal import Factor, TemporalInverse, expected_eta, gamma, lag_moments, zeta
+from tests.oracles import dense_lggm_fisher, inverse_sqrt
 
 D = torch.float64
 
@@ -54,22 +55,6 @@ def sequences(m: int, T: int, d: int, seed: int, rho: float = 0.7) -> torch.Tens
     return x
 
 
-def dense_lggm_fisher(A0, A1, G0, G1, lengths, weights):
-    """Σ_k ω_k F_{T_k}, F_T = Σ_{t,s} V_{t−s}, V_d = Ψ^d V₀ (d ≥ 0), V_{−d} = V_dᵀ; row-major (G ⊗ A)."""
-    V0, V1 = torch.kron(G0, A0), torch.kron(G1, A1)
-    Psi = V1 @ torch.linalg.inv(V0)
-    total = torch.zeros_like(V0)
-    for T, w in zip(lengths, weights, strict=True):
-        F = torch.zeros_like(V0)
-        for t in range(T):
-            for s in range(T):
-                d = t - s
-                Vd = torch.linalg.matrix_power(Psi, abs(d)) @ V0
-                F += Vd if d >= 0 else Vd.T
-        total += w * F
-    return total
-
-
 def factors(symmetric: bool, T: int = 6, seed: int = 0):
     A0, A1 = lag_moments(sequences(50, T, 3, seed), T)
     G0, G1 = lag_moments(sequences(50, T, 2, seed + 1, rho=-0.4), T)
@@ -89,8 +74,7 @@ def test_eqn_7_and_corrected_eqn_5_by_brute_force() -> None:
     T = 5
     F = dense_lggm_fisher(A0, A1, G0, G1, [T], [1.0])
     V0, V1 = torch.kron(G0, A0), torch.kron(G1, A1)
-    values, vectors = torch.linalg.eigh(V0)
-    inv_root = (vectors * values.rsqrt()) @ vectors.T
+    inv_root = inverse_sqrt(V0)
     psi_hat = inv_root @ V1 @ inv_root
     eye = torch.eye(V0.shape[0], dtype=D)
 
@@ -119,8 +103,7 @@ def test_option2_is_eqn_9_and_the_long_sequence_limit() -> None:
     Z = torch.randn(2, 3, generator=torch.Generator().manual_seed(6), dtype=D)
     out = inverse("option2", A0, A1, G0, G1, [T], [1.0]).apply(Z)
     V0, V1 = torch.kron(G0, A0), torch.kron(G1, A1)
-    values, vectors = torch.linalg.eigh(V0)
-    inv_root = (vectors * values.rsqrt()) @ vectors.T
+    inv_root = inverse_sqrt(V0)
     psi = inv_root @ V1 @ inv_root
     eye = torch.eye(6, dtype=D)
     eqn9 = (eye - psi) @ torch.linalg.inv(eye - psi.T @ psi) @ (eye - psi.T) / T
@@ -161,8 +144,7 @@ def test_spectral_bound_of_the_zero_padded_estimator_and_a_negative_control() ->
         A0, A1 = lag_moments(x, 5)
         block = torch.cat([torch.cat([A0, A1], 1), torch.cat([A1.T, A0], 1)], 0)
         assert float(torch.linalg.eigvalsh(block).min()) > -1e-10
-        values, vectors = torch.linalg.eigh(A0)
-        root = (vectors * values.rsqrt()) @ vectors.T
+        root = inverse_sqrt(A0)
         assert float(torch.linalg.matrix_norm(root @ A1 @ root, ord=2)) <= 1 + 1e-10
         assert float(torch.linalg.eigvals(A1 @ torch.linalg.inv(A0)).abs().max()) <= 1 + 1e-10
     T = 4

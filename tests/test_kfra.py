@@ -14,7 +14,7 @@ from secondorder.kfac.inverses import trace_norm_pi
 from secondorder.kfac.kfra import activations_after, kfra_statistics
 from secondorder.optim.kfac import solve_step_coefficients
 from tests.conftest import read_run
-from tests.test_kfac import dense_fisher_blocks, layer_helper, make_problem
+from tests.oracles import dense_fisher_blocks, layer_helper, make_problem
 
 pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
 

@@ -19,7 +19,7 @@ from secondorder.metrics import get_metric
 from secondorder.problems.base import ObjectiveConfig
 from secondorder.problems.supervised import SupervisedProblem
 from tests.conftest import read_run
-from tests.test_kfac import layer_helper
+from tests.oracles import dense_ggn, layer_helper
 
 LOSS = get_loss("mixture_binary")
 
@@ -116,15 +116,7 @@ def test_ggn_operator_and_kflr_kfra_factors_use_the_data_targets() -> None:
     g = torch.Generator().manual_seed(4)
     x, y = torch.randn(6, 4, generator=g), torch.randint(0, 2, (6,), generator=g).double()
     problem = parity_problem(x, y)
-    params = {n: p.detach() for n, p in problem.model.named_parameters()}
-    names = list(params)
-
-    def outputs(*flat):
-        return torch.func.functional_call(problem.model, dict(zip(names, flat, strict=True)), (x,))
-
-    z = outputs(*params.values())
-    J = torch.cat([j.reshape(6, 3, -1) for j in torch.func.jacrev(outputs, argnums=(0, 1, 2, 3))(*params.values())], 2)
-    dense = torch.einsum("ndp,nde,neq->pq", J, LOSS.output_hessian(z, y), J) / 6
+    dense = dense_ggn(problem, (x, y))  # (1/N) Σ Jᵀ H⁺_L(z, y) J, the projected Hessian at the data targets
     op = GGNOperator(problem, (x, y), include_l2=False)
     v = torch.randn(dense.shape[0], generator=g)
     torch.testing.assert_close(op.mv(v), dense @ v)
@@ -134,7 +126,7 @@ def test_ggn_operator_and_kflr_kfra_factors_use_the_data_targets() -> None:
     layers = layer_helper(problem, x)
     kflr = collect_statistics(layers, lambda: problem.outputs(one), LOSS, "exact", None, False)
     kfra = kfra_statistics(layers, activations_after(problem.model, layers), lambda: problem.outputs(one), LOSS)
-    H1 = LOSS.output_hessian(z[:1], y[:1])[0]
+    H1 = LOSS.output_hessian(problem.model(x[:1]).detach(), y[:1])[0]
     for stats in (kflr, kfra):
         torch.testing.assert_close(stats["G"][-1], H1)
 

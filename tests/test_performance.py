@@ -101,7 +101,7 @@ def test_kfac_rescaling_terms_from_batched_jvps_match_the_dense_ggn() -> None:
     from secondorder.curvature import ParamSpace, detached_params
     from secondorder.curvature.products import curvature_targets
     from secondorder.optim.kfac import KFAC, KFACConfig
-    from tests.test_curvature import dense_ggn, mlp_problem
+    from tests.oracles import dense_ggn, mlp_problem
 
     problem, batch = mlp_problem("sigmoid_bce")
     kfac = KFAC(problem, KFACConfig())

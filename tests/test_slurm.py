@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY
-from tests.test_cli import run_cli, script
+from tests.helpers import run_cli, script
 
 
 def cluster_up() -> bool:

@@ -16,20 +16,7 @@ from secondorder.experiments.runner import Cell, run_cells
 from secondorder.experiments.spec import load_spec
 from secondorder.report.references import references
 from secondorder.report.runs import find_runs
-
-
-def fake_run(folder: Path, train: float, test: float, status: str = "completed") -> None:
-    folder.mkdir(parents=True)
-    summary = {"status": status, "iteration": 7, "wall_time_s": 3.5, "optimizer": "hf", "dataset": "curves",
-               "final": {"train_error": train + 1, "test_error": test + 1},
-               "best": {"train_error": {"value": train}, "test_error": {"value": test}},
-               "data": {"label": "CURVES re-creation", "stand_in": True},
-               "provenance": {"git_commit": "abcdef1234567", "device_name": "cpu (test)", "torch": "x"}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    pd.DataFrame({"iteration": [0, 7], "wall_time_s": [0.0, 3.5], "grad_evals": [0, 7],
-                  "train_error": [200.0, train], "test_error": [201.0, test]}).to_csv(folder / "metrics.csv",
-                                                                                    index=False)
-    (folder / "config.yaml").write_text("seed: 0\n")
+from tests.helpers import fake_run
 
 
 def test_references_carry_the_thesis_numbers_with_their_source() -> None:
