@@ -70,7 +70,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if any(a == "--sbatch" or a.startswith("--sbatch=") for a in argv):
         raise ConfigError("--sbatch is gone: use --launcher slurm with hydra.launcher.* overrides "
                           "(e.g. hydra.launcher.partition=gpu +hydra.launcher.gres=gpu:1)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
 def main(argv: list[str]) -> int:
