@@ -76,6 +76,23 @@ def test_grid_search_from_a_search_config(train: TrainRunner, tmp_path: Path) ->
     check_runs(history, tmp_path)
 
 
+def test_params_from_a_dict_override_integer_values_and_an_explicit_history(train: TrainRunner,
+                                                                            tmp_path: Path) -> None:
+    """An integer dimension reaches each job as an int (seed ∈ {0, 1, 2} on a 3-point grid); the history goes
+    where hydra.sweeper.history says."""
+    history_path = tmp_path / "record" / "h.jsonl"
+    code, err = sweep(train, tmp_path / "runs", "hydra/sweeper=grid_search", "hydra.sweeper.grid_points=3",
+                      "hydra.sweeper.params={seed:{low:0,high:2,integer:true}}",
+                      f"hydra.sweeper.history={history_path}")
+    assert code == 0, err
+    history = read_history(history_path)
+    assert [t.params for t in history] == [{"seed": 0.0}, {"seed": 1.0}, {"seed": 2.0}]
+    for t in history:
+        config = yaml.safe_load((Path(t.run_dir) / "config.yaml").read_text())
+        assert config["seed"] == t.params["seed"] and isinstance(config["seed"], int)
+    assert (tmp_path / "record" / "summary.md").exists()
+
+
 def test_random_search_records_failed_trials_and_goes_on(train: TrainRunner, tmp_path: Path) -> None:
     """A negative learning rate fails validation: such trials are recorded as failed with their error and the
     search continues (seed 0 draws +, −, −, −)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -31,7 +32,14 @@ class SearchSweeperConf:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def sweeper_node(method: str) -> object:
+    """The config of one named sweeper; ``params`` accepts new keys (``hydra.sweeper.params={a.b: {…}}``) although
+    Hydra locks the rest of its config."""
+    node = OmegaConf.structured(SearchSweeperConf(method=method))
+    OmegaConf.set_struct(node.params, False)
+    return node
+
+
 SWEEPERS = {"biased_random": "biased", "random_search": "random", "grid_search": "grid"}
 for _name, _method in SWEEPERS.items():
-    ConfigStore.instance().store(group="hydra/sweeper", name=_name, node=SearchSweeperConf(method=_method),
-                                 provider="secondorder")
+    ConfigStore.instance().store(group="hydra/sweeper", name=_name, node=sweeper_node(_method), provider="secondorder")
