@@ -100,7 +100,7 @@ def _fail(message: str, code: int, prog: str = "train") -> None:
 
 
 def sweep(argv: list[str] | None = None) -> None:
-    """``sweep search=<name> [overrides] [--method …] [--trials N] [--jobs N] [--dir DIR]`` — hyperparameter search."""
+    """``sweep search=<name> [overrides] [--trials N] [--dir DIR] [--launcher slurm]`` — a resumable search."""
     try:
         sys.exit(sweep_main(sys.argv[1:] if argv is None else argv))
     except UserError as exc:

@@ -91,7 +91,7 @@ def test_sweep_runs_trials_resumes_and_reports(tmp_path: Path, data_dir: Path) -
     assert first.returncode == 0, first.stderr
     history = (tmp_path / "sw" / "history.jsonl").read_text().splitlines()
     assert len(history) == 3 and "best: trial" in first.stdout
-    assert (tmp_path / "sw" / "trials" / "trial_002" / "summary.json").exists()
+    assert (tmp_path / "sw" / "trials" / "trial_2" / "summary.json").exists()
     again = run_cli(*args[:-4], "--trials", "4", "--dir", str(tmp_path / "sw"), cwd=tmp_path)
     assert again.returncode == 0 and "resuming" in again.stdout
     lines = (tmp_path / "sw" / "history.jsonl").read_text().splitlines()
@@ -104,5 +104,6 @@ def test_sweep_bad_input_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.startswith("sweep: error: unknown search 'nope'; available:")
     result = run_cli(script("sweep"), "search=adam_lr", "optimizer=nope", "--trials", "1", "--dir",
                      str(tmp_path / "s"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert "every trial of the batch failed (train: error: unknown optimizer" in result.stderr
+    assert result.returncode == 2 and result.stderr.startswith("sweep: error: unknown optimizer 'nope'; available:")
+    result = run_cli(script("sweep"), "search=adam_lr", "--sbatch", "--partition=gpu", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("sweep: error: --sbatch is gone: use --launcher slurm")
