@@ -83,7 +83,7 @@ def test_checkpoint_loads_weights_only_and_resumes_identically(name: str, train,
 
 def test_a_checkpoint_from_before_the_weights_only_format_is_refused(tmp_path: Path) -> None:
     torch.save({"iteration": 3, "costs": StepCosts()}, tmp_path / CHECKPOINT_NAME)  # a pickled dataclass
-    with pytest.raises(ConfigError, match="predates the weights-only checkpoint format.*restart"):
+    with pytest.raises(ConfigError, match=r"predates the weights-only checkpoint format.*restart"):
         load_checkpoint(tmp_path)
     torch.save({"iteration": 3}, tmp_path / CHECKPOINT_NAME)  # plain, but without the format marker
     with pytest.raises(ConfigError, match="predates"):
