@@ -99,14 +99,14 @@ def damped_blocks(f: KroneckerFactors, gamma: float) -> list[tuple[torch.Tensor,
 def test_block_diagonal_apply_equals_the_dense_damped_inverse() -> None:
     f, dims_a, dims_g = random_factors()
     inverse = BlockDiagonalInverse()
-    inverse.refresh(f.A, f.G)
+    inverse.refresh(f.matrices())
     V = [torch.randn(dg, da) for da, dg in zip(dims_a, dims_g, strict=True)]
     for gamma in (0.3, 2.0, 0.3, 2.0, 2.0):  # γ trials reuse the same decompositions; repeated γ: explicit path
         for (Ad, Gd), v, u in zip(damped_blocks(f, gamma), V, inverse.apply(V, gamma), strict=True):
             expected = torch.linalg.solve(torch.kron(Gd, Ad), v.reshape(-1)).reshape(v.shape)
             torch.testing.assert_close(u, expected)
     assert inverse.uses == {0.3: 2, 2.0: 3} and inverse._explicit[0] == 2.0
-    inverse.refresh(f.A, f.G)
+    inverse.refresh(f.matrices())
     assert inverse.uses == {} and inverse._explicit is None
 
 
@@ -115,10 +115,10 @@ def test_cholesky_path_equals_the_eigen_path() -> None:
 
     f, dims_a, dims_g = random_factors(rank_deficient=True)
     eigen, direct = BlockDiagonalInverse(), CholeskyBlockDiagonal()
-    eigen.refresh(f.A, f.G)
-    direct.refresh(f.A, f.G)
+    eigen.refresh(f.matrices())
+    direct.refresh(f.matrices())
     V = [torch.randn(dg, da) for da, dg in zip(dims_a, dims_g, strict=True)]
-    for a, b in zip(eigen.apply(V, 0.4), direct.apply(V, 0.4)[0], strict=True):
+    for a, b in zip(eigen.apply(V, 0.4), direct.apply(V, 0.4), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -127,7 +127,7 @@ def test_block_tridiagonal_inverse_is_tridiagonal_and_matches_ftilde_on_the_trid
     f, dims_a, dims_g = random_factors()
     gamma = 0.5
     tri = BlockTridiagonalInverse()
-    tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma)
+    tri.refresh(f.matrices())
     sizes = [da * dg for da, dg in zip(dims_a, dims_g, strict=True)]
     total, offsets = sum(sizes), [0, *torch.tensor(sizes).cumsum(0).tolist()]
     columns = []
@@ -135,7 +135,7 @@ def test_block_tridiagonal_inverse_is_tridiagonal_and_matches_ftilde_on_the_trid
         e = torch.zeros(total)
         e[j] = 1.0
         blocks = [e[offsets[i] : offsets[i + 1]].reshape(dims_g[i], dims_a[i]) for i in range(3)]
-        columns.append(torch.cat([u.reshape(-1) for u in tri.apply(blocks)]))
+        columns.append(torch.cat([u.reshape(-1) for u in tri.apply(blocks, gamma)]))
     F_hat_inv = torch.stack(columns, dim=1)
     torch.testing.assert_close(F_hat_inv, F_hat_inv.T)
     block = lambda M, i, j: M[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]]  # noqa: E731
@@ -200,12 +200,12 @@ def test_kfac_proposal_is_invariant_to_sigmoid_versus_scaled_tanh() -> None:
                                                      strict=True)))
             if variant == "blockdiag":
                 inverse = BlockDiagonalInverse()
-                inverse.refresh(f.A, f.G)
-                updates.append(inverse.apply(grad_blocks, gamma=0.0))
+                inverse.refresh(f.matrices())
+                updates.append(inverse.apply(grad_blocks, 0.0))
             else:
                 tri = BlockTridiagonalInverse()
-                tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma=0.0)
-                updates.append(tri.apply(grad_blocks))
+                tri.refresh(f.matrices())
+                updates.append(tri.apply(grad_blocks, 0.0))
         tanh_update, sig_update = updates
         for i in range(3):
             torch.testing.assert_close(sig_update[i], Phi[i] * tanh_update[i] @ Omega[i], rtol=1e-6, atol=1e-8)

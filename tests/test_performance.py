@@ -10,16 +10,21 @@ import time
 import pytest
 import torch
 
+from secondorder.curvature import ParamSpace, detached_params
+from secondorder.curvature.products import curvature_targets
 from secondorder.kfac.inverses import (
-    CholeskyBlockDiagonal,
+    batched_cholesky,
     batched_eigh,
+    robust_cholesky,
     robust_eigh,
     trace_norm_pi,
     trace_norm_pis,
 )
+from secondorder.kfac.rescaling import output_jvps, quadratic_terms
 from secondorder.optim.base import all_finite
 from secondorder.optim.phases import PhaseClock
 from secondorder.train import set_tf32
+from tests.oracles import dense_ggn, mlp_problem
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -58,9 +63,9 @@ def test_trace_norm_pis_equal_the_per_layer_rule() -> None:
 def test_batched_cholesky_factors_equal_the_single_ones_and_recover_from_failures() -> None:
     matrices = [_spd(4, 0), _spd(4, 1), -torch.eye(3), _spd(3, 2)]
     shifts = [0.1, 0.2, 0.0, 0.3]
-    factors = CholeskyBlockDiagonal._factors(matrices, shifts)
+    factors = batched_cholesky(matrices, shifts)
     for L, m, s in zip(factors, matrices, shifts, strict=True):
-        torch.testing.assert_close(L, CholeskyBlockDiagonal._factor(m, s))
+        torch.testing.assert_close(L, robust_cholesky(m, s))
     assert torch.isfinite(factors[2]).all()  # −I is not PD: the jitter/eigh fallback still returns a factor
 
 
@@ -98,25 +103,20 @@ def test_tf32_switch_sets_both_backends_and_defaults_off() -> None:
 def test_kfac_rescaling_terms_from_batched_jvps_match_the_dense_ggn() -> None:
     """K-FAC's (α, μ) system: uᵢᵀFuⱼ from one vmapped JVP pass equals the dense JᵀHJ quadratic form, and the
     batched JVPs equal one ``jvp`` per direction."""
-    from secondorder.curvature import ParamSpace, detached_params
-    from secondorder.curvature.products import curvature_targets
-    from secondorder.optim.kfac import KFAC, KFACConfig
-    from tests.oracles import dense_ggn, mlp_problem
 
     problem, batch = mlp_problem("sigmoid_bce")
-    kfac = KFAC(problem, KFACConfig())
     space = ParamSpace.of(problem.model)
     params = detached_params(problem.model)
     directions = [space.unflatten(torch.randn(space.numel, generator=torch.Generator().manual_seed(s)))
                   for s in range(3)]
-    z, jvs = kfac._jvps(batch, params, directions)
+    z, jvs = output_jvps(problem, batch, params, directions)
     for u, jv in zip(directions, jvs, strict=True):
         torch.testing.assert_close(jv, torch.func.jvp(lambda p: problem.outputs(batch, p)[0], (params,), (u,))[1])
     y = curvature_targets(problem, batch, params)
     hvs = [problem.loss.output_hessian_vector(z, jv, y) for jv in jvs]
     flats = [space.flatten(u) for u in directions]
     gradient = torch.randn(space.numel, generator=torch.Generator().manual_seed(9))
-    gram, dots, rhs = kfac._quadratic_terms(flats, jvs, hvs, gradient, problem.cases(batch))
+    gram, dots, rhs = quadratic_terms(flats, jvs, hvs, gradient, problem.cases(batch))
     U = torch.stack(flats)
     torch.testing.assert_close(gram, U @ dense_ggn(problem, batch) @ U.T)
     torch.testing.assert_close(dots, U @ U.T)

@@ -98,8 +98,8 @@ def test_sigterm_checkpoints_and_resume_reproduces_an_uninterrupted_run(
     resumed, summary = read_run(tmp_path / "split")
     assert summary["status"] == "completed"
     pd.testing.assert_frame_equal(straight.drop(columns=TIMING_COLUMNS), resumed.drop(columns=TIMING_COLUMNS))
-    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -146,7 +146,7 @@ def test_divergence_stops_with_status_and_keeps_metrics_and_checkpoint(train, tm
     metrics, summary = read_run(run_dir)
     assert summary["status"] == "diverged"
     assert not torch.isfinite(torch.tensor(metrics.loss.iloc[-1]))
-    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert checkpoint["iteration"] < summary["iteration"]
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
 

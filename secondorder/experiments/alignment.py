@@ -128,7 +128,7 @@ class AlignmentProbe:
         }
         for name, stats in statistics.items():
             factored = BlockDiagonalInverse()
-            factored.refresh(stats["A"], stats["G"])
+            factored.refresh(stats)
             proposals = {
                 "factored": [-u for u in factored.apply(gradient_blocks, math.sqrt(damping))],
                 "exact": [-exact_damped_apply(a, g, v, damping)

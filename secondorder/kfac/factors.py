@@ -62,8 +62,15 @@ class KroneckerFactors:
             self.G_cross = [fold(o, e, False) for o, e in zip(self.G_cross, estimates["G_cross"], strict=True)]
         return decay
 
+    def matrices(self) -> dict[str, list[Tensor | None]]:
+        """The current running averages by name — what an inverse back-end's ``refresh`` takes
+        (:mod:`secondorder.kfac.inverses`)."""
+        return {"A": self.A, "G": self.G, "A_cross": self.A_cross, "G_cross": self.G_cross}
+
     def state_dict(self) -> dict[str, object]:
-        return {"A": self.A, "G": self.G, "A_cross": self.A_cross, "G_cross": self.G_cross, "updates": self.updates}
+        """Lists of tensors (``None`` before the first update) and the update count: loads with
+        ``weights_only=True``."""
+        return {**{key: list(value) for key, value in self.matrices().items()}, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, object], device: torch.device) -> None:
         def move(items: list) -> list:

@@ -1,33 +1,33 @@
-"""K-FAC (Martens & Grosse 2015; thesis ch. 6, Algorithm 7 of §6.9), block-diagonal or
+"""K-FAC (Martens & Grosse 2015; thesis ch. 6, Algorithm 7 — seed002 report §6.2), block-diagonal or
 block-tridiagonal, with the paper's damping, re-scaling, momentum and statistics machinery.
 
 Iteration k = 1, 2, …:
 
 1. Mini-batch S′ of size m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|), b such that m reaches |S| at iteration
-   ``batch_full_at`` = 500 (thesis §6.13), or a fixed m. Gradient ∇h and h(θ) on S′ (ℓ2 prior η included).
-2. Statistics pass on S₁ = the first ⌈τ₁ m⌉ cases (τ₁ = 1/8, §6.8): forward, targets sampled from the
+   ``batch_full_at`` = 500 (L3532), or a fixed m. Gradient ∇h and h(θ) on S′ (ℓ2 prior η included).
+2. Statistics pass on S₁ = the first ⌈τ₁ m⌉ cases (τ₁ = 1/8, L3335): forward, targets sampled from the
    model's predictive distribution, backward; fold Ā, G (and the cross factors) into their running averages
    with ε_k = min(1 − 1/k, 0.95) (:mod:`secondorder.kfac.factors`).
 3. γ candidates: {γ} or, every T₂ = 20 iterations, {max(ω₂γ, γ_min), γ, min(γ/ω₂, γ_max)} with
-   ω₂ = (19/20)^{T₂/2} (§6.6.6; bounds from Martens' code, γ_min = √η, γ_max = 1).
+   ω₂ = (19/20)^{T₂/2} (L3294; bounds from Martens' code, γ_min = √η, γ_max = 1).
 4. Inverse refresh at k ≤ 3 and every T₃ = 20 iterations (:mod:`secondorder.kfac.inverses`).
 5. For each candidate: proposal Δ = −F̆⁻¹∇h; (α, μ) minimising the exact-F damped quadratic over span{Δ, δ₀}
-   (§6.7), with uᵀFv = mean over S₂ of (Ju)ᵀ F_R (Jv) from Jacobian-vector products (thesis App. B.3; S₂ = the
+   (L3306), with uᵀFv = mean over S₂ of (Ju)ᵀ F_R (Jv) from Jacobian-vector products (App. B.3; S₂ = the
    first ⌈τ₂ m⌉ cases, τ₂ = 1 as in Martens' code — the thesis used 1/4 but had to revert to 1 in some
-   settings, §6.8):
+   settings, L3335–L3337):
 
        [α; μ] = −[[ΔᵀFΔ + (λ+η)‖Δ‖², ΔᵀFδ₀ + (λ+η)Δᵀδ₀], [·, δ₀ᵀFδ₀ + (λ+η)‖δ₀‖²]]⁻¹ [∇hᵀΔ; ∇hᵀδ₀],
 
-   δ = αΔ + μδ₀ and the model's predicted change M(δ) = ½∇hᵀδ (§6.6.5). Without momentum (or at k = 1,
+   δ = αΔ + μδ₀ and the model's predicted change M(δ) = ½∇hᵀδ (L3282). Without momentum (or at k = 1,
    δ₀ = 0) only α. The candidate with the lowest M(δ) wins.
 6. Every T₁ = 5 iterations: ρ = (h(θ+δ) − h(θ)) / M(δ) on S′ (−∞ if h rose, as in the code); ρ > ¾ ⇒ λ ← ω₁λ,
-   ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (§6.6.5); initial λ = 150.
+   ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (L3272–L3280); initial λ = 150.
 7. θ ← θ + δ; δ₀ ← δ.
 
 A non-finite proposal is rejected (no step, λ raised, momentum reset). Polyak averaging of the iterates
-(ξ = 0.99, §6.13) is the trainer's ``trainer.polyak_decay``.
+(ξ = 0.99, L3526) is the trainer's ``trainer.polyak_decay``.
 
-KFRA and KFLR (Botev, Ritter & Barber 2017, App. C and Algorithm 1 in App. H) are the same iteration
+KFRA and KFLR (Botev, Ritter & Barber 2017, App. C / Algorithm 1; seed001 report §4.7) are the same iteration
 with other settings, so they are configurations of this class (``conf/optimizer/kfra.yaml``, ``kflr.yaml``):
 ``factors=kfra`` (the deterministic recursion of :mod:`secondorder.kfac.kfra`) or ``kflr`` (the exact expected
 pre-activation GN, i.e. K-FAC statistics with the exact expectation over targets) on the whole batch,
@@ -49,9 +49,15 @@ from torch import Tensor
 from secondorder.curvature.params import ParamDict, detached_params
 from secondorder.curvature.products import curvature_targets
 from secondorder.kfac.factors import KroneckerFactors, collect_statistics
-from secondorder.kfac.inverses import BlockDiagonalInverse, BlockTridiagonalInverse, CholeskyBlockDiagonal
+from secondorder.kfac.inverses import (
+    BlockDiagonalInverse,
+    BlockTridiagonalInverse,
+    CholeskyBlockDiagonal,
+    KroneckerInverse,
+)
 from secondorder.kfac.kfra import activations_after, kfra_statistics
 from secondorder.kfac.layers import LinearLayers
+from secondorder.kfac.rescaling import output_jvps, quadratic_terms
 from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
@@ -95,7 +101,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
             in_range(self, "gamma_decay", 0.0, 1.0),
             in_range(self, "rho_low", -1e9, self.rho_high, closed_high=True),
             ("gamma_period", self.gamma_period % self.inverse_period == 0,
-             "must be a multiple of inverse_period (thesis §6.6.6)"),
+             "must be a multiple of inverse_period (thesis L3294)"),
             in_range(self, "stats_fraction", 0.0, 1.0, closed_high=True),
             in_range(self, "fisher_fraction", 0.0, 1.0, closed_high=True),
             ("stats_fraction", self.stats_fraction > 0, "must be > 0"),
@@ -110,7 +116,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
 
 
 def batch_size_at(k: int, cfg: KFACConfig, n_train: int | None) -> int:
-    """m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|) with b = (k_full − 1)/ln(|S|/m₁) (thesis §6.13; code floors)."""
+    """m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|) with b = (k_full − 1)/ln(|S|/m₁) (L3532; code floors)."""
     if cfg.batch_schedule == "fixed" or n_train is None:
         return cfg.batch_size if n_train is None else min(cfg.batch_size, n_train)
     if n_train <= cfg.batch_size:
@@ -147,10 +153,7 @@ class KFAC(Optimizer):
         self.factors = KroneckerFactors(len(self.layers), cross=self.tridiagonal, max_decay=cfg.stats_decay_max,
                                         ramp=cfg.stats_decay_ramp)
         self.activations = activations_after(problem.model, self.layers) if cfg.factors == "kfra" else []
-        self.blockdiag = BlockDiagonalInverse()
-        # Fresh factors every iteration (KFRA/KFLR): Cholesky solves instead of eigendecompositions.
-        self.direct = CholeskyBlockDiagonal() if cfg.inverse_period == 1 and not self.tridiagonal else None
-        self.tri: BlockTridiagonalInverse | None = None
+        self.inverse = choose_inverse(cfg)
         eta = problem.l2
         self.lam = cfg.initial_lambda
         # γ enters the factors as γ itself (K-FAC, thesis §6.6.6) or as √(γ + η) (KFRA, App. C eq. 36); the
@@ -180,50 +183,10 @@ class KFAC(Optimizer):
         """The factor damping: πγ and γ/π (K-FAC) or ω√(γ+η) and √(γ+η)/ω (KFRA)."""
         return gamma if self.cfg.gamma_form == "kfac" else math.sqrt(gamma + self.problem.l2)
 
-    def _proposal(self, gradient_blocks: list[Tensor], gamma: float, refresh: bool, costs: StepCosts):
-        gamma = self._damping_scale(gamma)
-        if self.tridiagonal:
-            f = self.factors
-            tri = self.tri
-            if refresh or tri is None:  # each candidate γ needs its own decompositions (thesis §6.8)
-                tri = BlockTridiagonalInverse()
-                with self.phases("inverses"):
-                    costs.inversions += tri.refresh(f.A, f.G, f.A_cross, f.G_cross, gamma)
-            with self.phases("proposal"):
-                return [-u for u in tri.apply(gradient_blocks)], tri
+    def _proposal(self, gradient_blocks: list[Tensor], gamma: float) -> list[Tensor]:
+        """Δ = −F̆⁻¹∇h with the factor damping of γ (the back-end counts its own decompositions)."""
         with self.phases("proposal"):
-            if self.direct is not None:
-                solved, count = self.direct.apply(gradient_blocks, gamma)
-                costs.inversions += count
-                return [-u for u in solved], None
-            return [-u for u in self.blockdiag.apply(gradient_blocks, gamma)], None
-
-    def _jvps(self, batch: Any, params: ParamDict, directions: list[ParamDict]) -> tuple[Tensor, list[Tensor]]:
-        """The outputs z and J u for every direction u, with one forward pass: the tangents are batched by
-        ``vmap`` over ``jvp`` (the primal computation does not depend on the tangent, so it runs once) — the
-        same numbers as one ``jvp`` per direction, for one forward pass instead of one per direction."""
-        def outputs(p: ParamDict) -> Tensor:
-            return self.problem.outputs(batch, p)[0]
-
-        if len(directions) == 1:
-            z, jv = torch.func.jvp(outputs, (params,), (directions[0],))
-            return z, [jv]
-        stacked = {n: torch.stack([d[n] for d in directions]) for n in params}
-        z, jvs = torch.func.vmap(lambda t: torch.func.jvp(outputs, (params,), (t,)), out_dims=(None, 0))(stacked)
-        return z, list(jvs.unbind(0))
-
-    @staticmethod
-    def _quadratic_terms(vectors: list[Tensor], jvs: list[Tensor], hvs: list[Tensor], grad_flat: Tensor,
-                         n_fisher: int) -> tuple[Tensor, Tensor, Tensor]:
-        """[uᵢᵀFuⱼ], [uᵢᵀuⱼ], [∇hᵀuᵢ] for the directions uᵢ (F from Ju and F_R Ju), in float64 on the host —
-        computed on the device and moved in one transfer (one synchronisation instead of one per entry)."""
-        r = len(vectors)
-        gram = torch.stack([(jvs[i] * hvs[j]).sum() for i in range(r) for j in range(r)]) / n_fisher
-        dots = torch.stack([vectors[i] @ vectors[j] for i in range(r) for j in range(r)])
-        rhs = torch.stack([grad_flat @ u for u in vectors])
-        packed = torch.cat([gram, dots, rhs]).to("cpu", torch.float64)
-        gram, dots, rhs = packed[: r * r].view(r, r), packed[r * r : 2 * r * r].view(r, r), packed[2 * r * r :]
-        return 0.5 * (gram + gram.T), dots, rhs
+            return [-u for u in self.inverse.apply(gradient_blocks, self._damping_scale(gamma))]
 
     # ------------------------------------------------------------------ one iteration
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
@@ -254,12 +217,10 @@ class KFAC(Optimizer):
             self.factors.update(estimates)
         costs.grad_evals += 1
 
-        refresh = k <= 3 or k % cfg.inverse_period == 0
-        with self.phases("inverses"):
-            if self.direct is not None:
-                self.direct.refresh(self.factors.A, self.factors.G)
-            elif refresh and not self.tridiagonal:
-                costs.inversions += self.blockdiag.refresh(self.factors.A, self.factors.G)
+        inversions_before = self.inverse.inversions
+        if k <= 3 or k % cfg.inverse_period == 0:
+            with self.phases("inverses"):
+                self.inverse.refresh(self.factors.matrices())
         params = detached_params(problem.model)
         gradient_blocks = self.layers.to_blocks(grad)
         grad_flat = torch.cat([g.reshape(-1) for g in grad.values()])
@@ -270,28 +231,26 @@ class KFAC(Optimizer):
         # Proposals for every candidate γ, then one batched Jacobian-vector pass for them and δ₀.
         candidates = []
         for gamma in self._gamma_candidates(k):
-            blocks, tri = self._proposal(gradient_blocks, gamma, refresh, costs)
-            candidates.append((gamma, self.layers.from_blocks(blocks), tri))
+            candidates.append((gamma, self.layers.from_blocks(self._proposal(gradient_blocks, gamma))))
+        costs.inversions += self.inverse.inversions - inversions_before
         with self.phases("rescaling"):
             y_fisher = curvature_targets(problem, fisher_batch, params)
-            directions = [delta for _, delta, _ in candidates] + ([self.previous] if use_momentum else [])
-            z, jvs = self._jvps(fisher_batch, params, directions)
+            directions = [delta for _, delta in candidates] + ([self.previous] if use_momentum else [])
+            z, jvs = output_jvps(problem, fisher_batch, params, directions)
             costs.curvature_products += len(directions)
             hvs = [problem.loss.output_hessian_vector(z, jv, y_fisher) for jv in jvs]
             flats = [torch.cat([d[n].reshape(-1) for n in grad]) for d in directions]
             best = None
-            for i, (gamma, delta, tri) in enumerate(candidates):
+            for i, (gamma, delta) in enumerate(candidates):
                 pick = [i, len(candidates)] if use_momentum else [i]
-                terms = self._quadratic_terms([flats[j] for j in pick], [jvs[j] for j in pick],
-                                              [hvs[j] for j in pick], grad_flat, n_fisher)
+                terms = quadratic_terms([flats[j] for j in pick], [jvs[j] for j in pick], [hvs[j] for j in pick],
+                                        grad_flat, n_fisher)
                 coefficients, change = solve_step_coefficients(*terms, damping)
                 if best is None or change < best[0]:
-                    best = (change, gamma, coefficients, delta, tri)
+                    best = (change, gamma, coefficients, delta)
 
-        change, gamma, coefficients, delta, tri = best
+        change, gamma, coefficients, delta = best
         self.gamma = gamma
-        if tri is not None:
-            self.tri = tri
         alpha = float(coefficients[0])
         mu = float(coefficients[1]) if len(coefficients) > 1 else 0.0
         with self.phases("update"):
@@ -326,10 +285,10 @@ class KFAC(Optimizer):
         return StepResult(h0, costs, stats)
 
     def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain values only (the inverse back-end's own state included)."""
         return {"lambda": self.lam, "gamma": self.gamma, "previous": self.previous,
                 "factors": self.factors.state_dict(), "generator": self.generator.get_state(),
-                "blockdiag": (self.blockdiag.A, self.blockdiag.G, self.blockdiag.pi, self.blockdiag.uses),
-                "tri": self.tri}
+                "inverse": self.inverse.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lam, self.gamma = state["lambda"], state["gamma"]
@@ -337,19 +296,16 @@ class KFAC(Optimizer):
         self.previous = None if prev is None else {k: v.to(self.device) for k, v in prev.items()}
         self.factors.load_state_dict(state["factors"], self.device)
         self.generator.set_state(state["generator"])
-        A, G, pi, *uses = state["blockdiag"]  # checkpoints before the γ-use counter hold three entries
-        self.blockdiag.A = [(e.to(self.device), q.to(self.device)) for e, q in A]
-        self.blockdiag.G = [(e.to(self.device), q.to(self.device)) for e, q in G]
-        self.blockdiag.pi = list(pi)
-        self.blockdiag.uses = dict(uses[0]) if uses else {}
-        self.tri = _tri_to(state["tri"], self.device)
+        self.inverse.load_state_dict(state["inverse"], self.device)
 
 
-def _tri_to(tri: BlockTridiagonalInverse | None, device: torch.device) -> BlockTridiagonalInverse | None:
-    if tri is None:
-        return None
-    tri.psi_A = [t.to(device) for t in tri.psi_A]
-    tri.psi_G = [t.to(device) for t in tri.psi_G]
-    tri.sigma = [tuple(t.to(device) for t in s) for s in tri.sigma]
-    tri.last = tuple(t.to(device) for t in tri.last)
-    return tri
+def choose_inverse(cfg: KFACConfig) -> KroneckerInverse:
+    """The inverse back-end for a configuration, chosen once: block-tridiagonal F̂⁻¹ for
+    ``approximation=tridiag``; Cholesky solves when the factors are fresh every iteration (``inverse_period=1``:
+    KFRA/KFLR, where eigendecompositions reused across iterations would not pay off); otherwise
+    eigendecompositions refreshed every ``inverse_period`` iterations."""
+    if cfg.approximation == "tridiag":
+        return BlockTridiagonalInverse()
+    if cfg.inverse_period == 1:
+        return CholeskyBlockDiagonal()
+    return BlockDiagonalInverse()
