@@ -99,7 +99,7 @@ def test_kfac_rnn_experiment_uses_the_papers_setting() -> None:
     cells = {c.name: c for c in kfac_rnn.COMPARISON.cells("full", Path("runs"))}
     word = validate(composed(*cells["ptb_word__kfac_option1"].overrides))
     assert (word.dataset.bptt, word.dataset.batch_size, word.optimizer.batch_size) == (35, 200, 200)
-    assert word.model.hidden_dim == 650 and word.model.layers == 2 and word.optimizer.approx == "option1"
+    assert word.model.hidden_dim == 650 and word.model.layers == 2 and word.optimizer.approximation == "option1"
     assert validate(composed(*cells["ptb_word_1024__kfac_indep"].overrides)).model.hidden_dim == 1024
     assert not any(c.name.startswith("ptb_word_1024") for c in kfac_rnn.COMPARISON.cells("quick", Path("r")))
     char = validate(composed(*cells["ptb_char__adam"].overrides))

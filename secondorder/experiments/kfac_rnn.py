@@ -24,7 +24,7 @@ from secondorder.experiments.comparison import Comparison, Method, ProblemSpec
 EVAL = ("dataset.eval_train_tokens=20000", "dataset.eval_tokens=20000")
 
 METHODS = [
-    *(Method(f"kfac_{approx}", ("optimizer=kfac_rnn", f"optimizer.approx={approx}"))
+    *(Method(f"kfac_{approx}", ("optimizer=kfac_rnn", f"optimizer.approximation={approx}"))
       for approx in ("indep", "option1", "option2")),
     Method("adam", ("optimizer=adam", "optimizer.lr=0.03")),
     Method("sgd_momentum", ("optimizer=momentum", "optimizer.lr=1.0", "optimizer.momentum=0.9")),
