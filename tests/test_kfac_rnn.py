@@ -151,9 +151,9 @@ def test_kfac_rnn_resumes_exactly_and_runs_on_an_rnn_task(train, tmp_path: Path)
 
 
 def test_lm_ratio_is_the_exact_fisher_model_of_the_step(data_dir: Path) -> None:
-    """optimizer.lambda_period: ρ = (h(θ+δ) − h(θ)) / M(δ), M(δ) = ∇hᵀδ + ½δᵀ(F + ηI)δ. Oracle: M from autograd
+    """optimizer.lambda_period: ρ = (h(θ+δ) − h(θ)) / M(δ), M(δ) = ∇hᵀδ + ½δᵀFδ + ½l₂‖δ‖². Oracle: M from autograd
     derivatives in t alone — ∇hᵀδ = d/dt h(θ+tδ), δᵀFδ = d²/dt² of the loss of the *linearised* outputs z + t·Jδ
-    (Jδ by double backward, not forward mode), ηδᵀδ = d²/dt² of the prior."""
+    (Jδ by double backward, not forward mode), l₂‖δ‖² = d²/dt² of the prior."""
     run = compose_run([*tiny_lm("optimizer=kfac_rnn", "optimizer.lambda_period=1", "objective.l2=1e-3"),
                        f"data_dir={data_dir}"])
     problem = build_problem(run, torch.device("cpu"), torch.float64)
@@ -168,7 +168,7 @@ def test_lm_ratio_is_the_exact_fisher_model_of_the_step(data_dir: Path) -> None:
     z, y = problem.outputs(batch, params)
     u = torch.zeros_like(z, requires_grad=True)
     p = {n: t.clone().requires_grad_(True) for n, t in params.items()}
-    (vjp,) = [torch.autograd.grad(problem.outputs(batch, p)[0], list(p.values()), u, create_graph=True)]
+    vjp = torch.autograd.grad(problem.outputs(batch, p)[0], list(p.values()), u, create_graph=True)  # Jᵀu
     jdelta = torch.autograd.grad(sum((a * delta[n]).sum() for a, n in zip(vjp, p, strict=True)), u)[0]
     t0 = torch.zeros((), dtype=torch.float64)
 

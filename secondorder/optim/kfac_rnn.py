@@ -8,8 +8,8 @@ One iteration on a batch of m sequences of length T:
 2. Exponentially decayed averages of A₀, A₁, G₀, G₁ (decay ε_k = min(1 − 1/k, ``stats_decay``), as K-FAC).
 3. Every ``inverse_period`` iterations (and at k ≤ 3) the pre-processing of pseudo-code C.3 for the chosen
    approximation (``approximation``: indep = eqn 6, option1 = eqn 8, option2 = eqn 9) with factored Tikhonov
-   damping λ on V₀ (:class:`~secondorder.kfac.temporal.TemporalInverse`). The paper ran it asynchronously and used stale
-   results (L349); a synchronous period stands in for that staleness.
+   damping λ on V₀ (:class:`~secondorder.kfac.temporal.TemporalInverse`). The paper ran it asynchronously and
+   used stale results (L349); a synchronous period stands in for that staleness.
 4. v = F̂⁻¹ ĝ per block, where ĝ = (N/m)∇h is the gradient of the *per-sequence* summed loss (the Fisher is
    that of a sequence; N is the number of cases the objective averages over — tokens for language models).
 5. Step size: Ba et al. (2017) §5, adopted by the paper (L351) — the update is rescaled so that its
@@ -25,10 +25,11 @@ guards that fired; report §2.10).
 Levenberg–Marquardt rule of K-FAC (Martens & Grosse 2015, §6.5; :mod:`.damping`) as an extension: every T
 iterations, on the iteration's batch, with δ = −η u the step about to be taken,
 
-    ρ = (h(θ + δ) − h(θ)) / M(δ),   M(δ) = ∇hᵀδ + ½ δᵀ(F + ηI)δ   (ρ = −∞ if h rose or M(δ) ≥ 0),
+    ρ = (h(θ + δ) − h(θ)) / M(δ),   M(δ) = ∇hᵀδ + ½ δᵀFδ + ½ l₂‖δ‖²   (ρ = −∞ if h rose or M(δ) ≥ 0),
 
 with F the exact Fisher (= GGN for the matching losses) of h on the batch, from one Jacobian-vector product
-(δᵀFδ = (1/N) Σ (Jδ)ᵀ H_L (Jδ), as K-FAC's re-scaling computes it), and η the ℓ2 prior. This step is not the
+(δᵀFδ = (1/N) Σ (Jδ)ᵀ H_L (Jδ), as K-FAC's re-scaling computes it), and l₂ = ``objective.l2``, the ℓ2 prior on
+the penalised parameters (η is the learning rate here). This step is not the
 minimiser of a quadratic model (it is clipped, scaled by η and carries momentum), so K-FAC's shortcut
 M(δ) = ½∇hᵀδ does not apply: M is evaluated at δ, and without λ (λ is a factored damping of the per-sequence
 Fisher, not a λI added to the Fisher of h; HF's ρ likewise leaves λ out). The new λ takes effect at the next
@@ -178,8 +179,8 @@ class KFACRNN(Optimizer):
         return StepResult(float(h), costs, stats)
 
     def _reduction_ratio(self, batch: Any, h0: float, grad: dict[str, Tensor], costs: StepCosts) -> float:
-        """ρ = (h(θ+δ) − h(θ)) / M(δ) for the step δ = −η u about to be taken, M(δ) = ∇hᵀδ + ½δᵀ(F + ηI)δ with
-        the exact Fisher of h on the batch (see the module docstring); −∞ when h rose or M(δ) ≥ 0."""
+        """ρ = (h(θ+δ) − h(θ)) / M(δ) for the step δ = −η u about to be taken, M(δ) = ∇hᵀδ + ½δᵀFδ + ½l₂‖δ‖²
+        with the exact Fisher of h on the batch (see the module docstring); −∞ when h rose or M(δ) ≥ 0."""
         problem = self.problem
         params = detached_params(problem.model)
         step = {n: -(self.cfg.lr * self.velocity[n]) for n in self.names}
