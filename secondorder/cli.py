@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from secondorder.composition import CONF_DIR, check_group_choices
+from secondorder.composition import CONF_DIR, admit_renamed_keys, check_group_choices
 from secondorder.config import describe_omegaconf_error, validate
 from secondorder.errors import UserError
 from secondorder.report.command import main as report_main
@@ -70,6 +70,7 @@ def train(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    sys.argv = [sys.argv[0], *admit_renamed_keys(sys.argv[1:])]
     show_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us; we print them as one line
     main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 
-from secondorder.config import RunConfig, validate
+from secondorder.config import RENAMED_KEYS, RunConfig, renamed_key_names, validate
 from secondorder.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -43,8 +43,16 @@ def check_group_choices(overrides: list[str]) -> None:
                 raise ConfigError(f"unknown {group} {value!r}; available: {', '.join(options)}")
 
 
+def admit_renamed_keys(overrides: list[str]) -> list[str]:
+    """Let a renamed key reach validation, which names its new spelling: ``optimizer.approx=…`` becomes
+    ``++optimizer.approx=…`` (add or override — the same as a plain override wherever the key exists, e.g. ACP's
+    own ``optimizer.damping``); Hydra would otherwise stop at "Key 'approx' is not in struct"."""
+    old = {f"{section}.{key}" for section in RENAMED_KEYS for key in renamed_key_names(section)}
+    return [f"++{o}" if o.split("=", 1)[0] in old else o for o in overrides]
+
+
 def compose_run(overrides: list[str]) -> RunConfig:
     """The validated :class:`~secondorder.config.RunConfig` that ``train <overrides>`` would run."""
     check_group_choices(overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return validate(compose(config_name="config", overrides=list(overrides)))
+        return validate(compose(config_name="config", overrides=admit_renamed_keys(list(overrides))))

@@ -95,6 +95,31 @@ _REGISTRIES: dict[str, dict[str, Any]] = {
 }
 
 
+_KFAC_RENAMES = {"lambda_decay": "lambda_decrease", "stats_decay_max": "stats_decay"}
+
+#: Keys that were renamed to the shared vocabulary (README "Config names"): section → name → old key → new key,
+#: only for the names that had the old key (``optimizer.damping`` is still ACP's own ε, for instance).
+RENAMED_KEYS: dict[str, dict[str, dict[str, str]]] = {
+    "optimizer": {
+        "kfac": _KFAC_RENAMES, "kfac_tridiag": _KFAC_RENAMES, "kfra": _KFAC_RENAMES, "kflr": _KFAC_RENAMES,
+        "kfac_rnn": {"approx": "approximation", "damping": "initial_lambda"},
+    },
+}
+
+
+def check_renamed_keys(section: str, node: dict[str, Any]) -> None:
+    """One-line error for a key that was renamed: ``optimizer.approx was renamed optimizer.approximation``."""
+    renames = RENAMED_KEYS.get(section, {}).get(node.get("name"), {})
+    for old, new in renames.items():
+        if old in node:
+            raise ConfigError(f'{section}.{old} was renamed {section}.{new} (see README "Config names")')
+
+
+def renamed_key_names(section: str) -> set[str]:
+    """Every old key of a section, whichever name had it."""
+    return {old for renames in RENAMED_KEYS.get(section, {}).values() for old in renames}
+
+
 def _typed_section(section: str, node: Any, schema: type) -> Any:
     """Merge a plain section into its dataclass schema; one-line error on a bad key or type."""
     try:
@@ -138,6 +163,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
             raise ConfigError(
                 f"{section}.name={node['name']!r}: unknown {section}; available: {', '.join(sorted(registry))}"
             )
+        check_renamed_keys(section, node)
         sections[section] = _typed_section(section, node, registry[node["name"]])
     trainer = _typed_section("trainer", plain.get("trainer", {}), TrainerConfig)
     objective = _typed_section("objective", plain.get("objective", {}), ObjectiveConfig)

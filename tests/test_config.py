@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from secondorder.composition import CONF_DIR, available_options, check_group_choices
+from secondorder.composition import CONF_DIR, available_options, check_group_choices, compose_run
 from secondorder.config import TrainerConfig, validate
 from secondorder.data import DATASETS
 from secondorder.errors import ConfigError
@@ -74,6 +74,7 @@ def test_model_follows_the_dataset_unless_overridden() -> None:
         (["dataset.loss=hinge"], "dataset.loss='hinge'"),
         (["objective.l2=-1"], "objective.l2=-1.0: must be >= 0"),
         (["seed=-3"], "seed=-3: must be a non-negative integer"),
+        (["optimizer=hf", "optimizer.rho_low=0.8"], "optimizer.rho_low=0.8: must be <= rho_high=0.75"),
     ],
 )
 def test_bad_values_name_the_key(overrides: list[str], message: str) -> None:
@@ -119,3 +120,25 @@ def test_every_experiment_composes_and_validates(experiment: str) -> None:
 def test_command_line_beats_the_experiment() -> None:
     run = validate(composed("experiment=kfac_curves", "optimizer=kfac_tridiag", "trainer.max_steps=7"))
     assert run.optimizer.approximation == "tridiag" and run.trainer.max_steps == 7
+
+
+@pytest.mark.parametrize(("optimizer", "old", "new"), [
+    ("kfac_rnn", "approx", "approximation"), ("kfac_rnn", "damping", "initial_lambda"),
+    ("kfac", "lambda_decay", "lambda_decrease"), ("kfra", "stats_decay_max", "stats_decay"),
+    ("kflr", "lambda_decay", "lambda_decrease"), ("kfac_tridiag", "stats_decay_max", "stats_decay"),
+])
+def test_a_renamed_key_names_its_new_spelling(train, optimizer: str, old: str, new: str) -> None:
+    """README "Config names": the old spelling is a one-line error with exit code 2 that names the new key."""
+    code, err = train(f"optimizer={optimizer}", f"optimizer.{old}=0.5")
+    assert code == 2
+    assert err.strip() == f'train: error: optimizer.{old} was renamed optimizer.{new} (see README "Config names")'
+    with pytest.raises(ConfigError, match=f"^optimizer.{old} was renamed optimizer.{new} "):
+        validate(composed(f"optimizer={optimizer}", f"+optimizer.{old}=0.5"))  # as an experiment file would set it
+
+
+def test_renames_are_per_optimizer(train) -> None:
+    """ACP keeps its own ``damping`` (a different quantity); a method that never had a key gets 'unknown key'."""
+    assert compose_run(["optimizer=acp", "optimizer.damping=0.5"]).optimizer.damping == 0.5
+    for optimizer, key in (("hf", "lambda_decay"), ("adam", "damping")):
+        code, err = train(f"optimizer={optimizer}", f"optimizer.{key}=0.5")
+        assert code == 2 and f"optimizer.{key}: unknown key" in err and "renamed" not in err

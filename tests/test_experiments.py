@@ -19,12 +19,6 @@ from tests.helpers import composed, fake_run
 
 QUICK_DATA = {"curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy", "addition",
               "temporal_order_2bit"}
-# K-FAC for RNNs is configured with `optimizer.approximation` (issue 15's one vocabulary of option names); the
-# optimiser config takes that name once the rename lands. Until then those cells cannot compose: remove this mark
-# when merging the rename (strict: it fails as soon as the cells compose).
-NEEDS_RENAME = pytest.mark.xfail(reason="needs optimizer.approximation for kfac_rnn (the optimiser-name rename)",
-                                 strict=True)
-
 
 def cells_of(name: str, profile: str, root: Path = Path("runs")) -> dict[str, Cell]:
     return {c.name: c for c in expand(load_spec(name), profile, root / name / profile)}
@@ -41,20 +35,12 @@ def sample(name: str, profile: str) -> list[Cell]:
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
-@pytest.mark.parametrize("name", sorted(set(available_specs()) - {"kfac-rnn"}))
+@pytest.mark.parametrize("name", sorted(available_specs()))
 def test_every_cell_composes_and_validates(name: str, profile: str) -> None:
     for cell in sample(name, profile):
         run = validate(composed(*cell.overrides))
         if profile == "quick":
             assert run.trainer.max_time_s is not None and run.dataset.name in QUICK_DATA, cell.name
-
-
-@NEEDS_RENAME
-@pytest.mark.parametrize("profile", ["quick", "full"])
-def test_every_kfac_rnn_cell_composes_and_validates(profile: str) -> None:
-    for cell in sample("kfac-rnn", profile):
-        run = validate(composed(*cell.overrides))
-        assert profile == "full" or run.trainer.max_time_s is not None
 
 
 def test_kfra_full_grid_follows_the_paper() -> None:
@@ -122,7 +108,6 @@ def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) ->
     assert hf_rnn.minibatches(fake) == 3 * 10 + 250  # a gradient = 10 minibatches, a CG product = 1
 
 
-@NEEDS_RENAME
 def test_kfac_rnn_experiment_uses_the_papers_setting() -> None:
     cells = cells_of("kfac-rnn", "full")
     word = validate(composed(*cells["ptb_word__kfac_option1"].overrides))

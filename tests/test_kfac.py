@@ -218,7 +218,7 @@ def test_batch_size_schedule() -> None:
     assert batch_size_at(500, cfg, 60_000) == 60_000 and batch_size_at(499, cfg, 60_000) < 60_000
     assert batch_size_at(3, KFACConfig(batch_schedule="fixed", batch_size=250), 20_000) == 250
     assert batch_size_at(1, cfg, 512) == 512
-    assert cfg.lambda_decay == pytest.approx(0.773781, abs=1e-6) and cfg.gamma_decay == pytest.approx(0.598737,
+    assert cfg.lambda_decrease == pytest.approx(0.773781, abs=1e-6) and cfg.gamma_decay == pytest.approx(0.598737,
                                                                                                       abs=1e-6)
 
 

@@ -9,11 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
+from secondorder.composition import compose_run
+from secondorder.curvature.params import detached_params
 from secondorder.kfac.sequence_layers import SequenceLayers
 from secondorder.losses import SoftmaxCE
 from secondorder.models.lstm import LSTMConfig, LSTMLanguageModel
 from secondorder.models.memory_lstm import MemoryLSTM, MemoryLSTMConfig
 from secondorder.models.rnn import RecurrentNet, RNNConfig
+from secondorder.optim.base import StepCosts
+from secondorder.optim.kfac_rnn import KFACRNN
+from secondorder.problems import build_problem
 from tests.conftest import read_run
 
 pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
@@ -114,7 +119,7 @@ def tiny_lm(*extra: str) -> tuple[str, ...]:
 @pytest.mark.parametrize("approx", ["indep", "option1", "option2"])
 def test_kfac_rnn_trains_a_character_lstm(train, tmp_path: Path, approx: str) -> None:
     torch.set_default_dtype(torch.float32)
-    code, err = train("optimizer=kfac_rnn", f"optimizer.approx={approx}", *tiny_lm(
+    code, err = train("optimizer=kfac_rnn", f"optimizer.approximation={approx}", *tiny_lm(
         "trainer.max_steps=12", "trainer.eval_every=12", "trainer.log_every=1"), run_dir=tmp_path / "r", tiny=False)
     assert code == 0, err
     metrics, _ = read_run(tmp_path / "r")
@@ -143,3 +148,69 @@ def test_kfac_rnn_resumes_exactly_and_runs_on_an_rnn_task(train, tmp_path: Path)
                           "dataset.T=22", "dataset.n_test=100", "optimizer.batch_size=50", "trainer.max_steps=3",
                           "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / dataset, tiny=False)
         assert code == 0, err
+
+
+def test_lm_ratio_is_the_exact_fisher_model_of_the_step(data_dir: Path) -> None:
+    """optimizer.lambda_period: ρ = (h(θ+δ) − h(θ)) / M(δ), M(δ) = ∇hᵀδ + ½δᵀFδ + ½l₂‖δ‖². Oracle: M from autograd
+    derivatives in t alone — ∇hᵀδ = d/dt h(θ+tδ), δᵀFδ = d²/dt² of the loss of the *linearised* outputs z + t·Jδ
+    (Jδ by double backward, not forward mode), l₂‖δ‖² = d²/dt² of the prior."""
+    run = compose_run([*tiny_lm("optimizer=kfac_rnn", "optimizer.lambda_period=1", "objective.l2=1e-3"),
+                       f"data_dir={data_dir}"])
+    problem = build_problem(run, torch.device("cpu"), torch.float64)
+    optimizer = KFACRNN(problem, run.optimizer)
+    batch = problem.make_sampler(seed=0).next(6)
+    h, grad, _ = optimizer._gradient_and_statistics(batch)
+    optimizer.velocity = {n: g / run.optimizer.lr * 0.3 for n, g in grad.items()}  # δ = −η u = −0.3 ∇h
+    rho = optimizer._reduction_ratio(batch, float(h), grad, StepCosts())
+
+    params = detached_params(problem.model)
+    delta = {n: -0.3 * g for n, g in grad.items()}
+    z, y = problem.outputs(batch, params)
+    u = torch.zeros_like(z, requires_grad=True)
+    p = {n: t.clone().requires_grad_(True) for n, t in params.items()}
+    vjp = torch.autograd.grad(problem.outputs(batch, p)[0], list(p.values()), u, create_graph=True)  # Jᵀu
+    jdelta = torch.autograd.grad(sum((a * delta[n]).sum() for a, n in zip(vjp, p, strict=True)), u)[0]
+    t0 = torch.zeros((), dtype=torch.float64)
+
+    def moved(t):
+        return {n: params[n] + t * delta[n] for n in params}
+
+    slope = torch.func.grad(lambda t: problem.objective_at(batch, moved(t)))(t0)
+    fisher = torch.func.hessian(lambda t: problem.loss.per_case(z.detach() + t * jdelta, y).sum())(t0)
+    prior = torch.func.hessian(lambda t: problem.l2_penalty_at(moved(t)))(t0)
+    change = slope + 0.5 * (fisher / problem.cases(batch) + prior)
+    with torch.no_grad():
+        h1 = problem.objective_at(batch, moved(1.0))
+    assert float(change) < 0 and float(h1) < float(h)  # a descent step: ρ is finite
+    assert rho == pytest.approx(float((h1 - h) / change), rel=1e-9)
+    assert 0 < rho < 2
+
+
+def test_kfac_rnn_adapts_lambda_by_lm_and_resumes_exactly(train, tmp_path: Path) -> None:
+    """LM on (every 2 iterations; thresholds set so that ρ < rho_low always): λ ← λ/ω at k = 2, 4, 6 and the
+    inverses use it from their next refresh on; a resumed run repeats the straight one exactly."""
+    torch.set_default_dtype(torch.float32)
+    common = tiny_lm("optimizer=kfac_rnn", "optimizer.lambda_period=2", "optimizer.rho_low=10",
+                     "optimizer.rho_high=20", "optimizer.inverse_period=2", "trainer.eval_every=3",
+                     "trainer.log_every=1")
+    assert train(*common, "trainer.max_steps=6", run_dir=tmp_path / "straight", tiny=False)[0] == 0
+    assert train(*common, "trainer.max_steps=3", run_dir=tmp_path / "split", tiny=False)[0] == 0
+    code, err = train(*common, "trainer.max_steps=6", "trainer.resume=true", run_dir=tmp_path / "split",
+                      tiny=False)
+    assert code == 0, err
+    straight, resumed = read_run(tmp_path / "straight")[0], read_run(tmp_path / "split")[0]
+    rows = straight.set_index("iteration")
+    omega = 0.95**5
+    assert rows.loc[1:6, "lambda"].tolist() == [0.01, 0.01 / omega, 0.01 / omega, 0.01 / omega / omega,
+                                                0.01 / omega / omega, 0.01 / omega / omega / omega]
+    assert rows.loc[[1, 3, 5], "rho"].isna().all() and rows.loc[[2, 4, 6], "rho"].notna().all()
+    columns = ["iteration", "loss", "clip", "lambda", "rho"]
+    pd.testing.assert_frame_equal(straight[columns], resumed[columns])
+    fixed = tiny_lm("optimizer=kfac_rnn", "optimizer.inverse_period=2", "trainer.max_steps=6",
+                    "trainer.eval_every=3", "trainer.log_every=1")
+    assert train(*fixed, run_dir=tmp_path / "fixed", tiny=False)[0] == 0
+    plain = read_run(tmp_path / "fixed")[0].set_index("iteration")
+    assert "lambda" not in plain.columns  # LM off: the paper's fixed λ, the columns of before
+    # the same until the refresh at k = 3, the first with the raised λ (the loss is logged before each step)
+    assert plain.loc[1:3, "loss"].tolist() == rows.loc[1:3, "loss"].tolist()
+    assert plain.loc[4, "loss"] != rows.loc[4, "loss"]

@@ -128,7 +128,7 @@ def test_tanh_networks_break_the_lemma() -> None:
 @pytest.mark.parametrize(("optimizer", "dataset", "extra"), [
     ("kfra", "curves", ("model.encoder_dims=[784,24,6]", "dataset.n_train=256", "dataset.n_test=128")),
     ("kflr", "mnist_5k_class", ("model.dims=[784,20,10]",)),
-    ("kfra", "mnist_5k_class", ("model.dims=[784,20,10]", "optimizer.rho_low=0.25", "optimizer.stats_decay_max=0")),
+    ("kfra", "mnist_5k_class", ("model.dims=[784,20,10]", "optimizer.rho_low=0.25", "optimizer.stats_decay=0")),
 ])
 def test_kfra_and_kflr_run_and_log_their_damping(train, tmp_path: Path, optimizer: str, dataset: str,
                                                  extra: tuple[str, ...]) -> None:

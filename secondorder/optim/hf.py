@@ -18,7 +18,8 @@ One HF iteration k, with θ the parameters and h the objective (ℓ2 prior inclu
 6. CG-backtracking (§4.6.7): from the last stored iterate, walk back through the stored ones while h on S′
    does not get worse; the chosen iterate is the proposal p.
 7. Reduction ratio ρ = (h(θ+p) − h(θ)) / (½ pᵀ(B + η)p + ∇hᵀp) on the curvature batch (undamped quadratic;
-   code), ρ = −∞ if h rose there; Levenberg–Marquardt: ρ > ¾ ⇒ λ ← ⅔λ, ρ < ¼ ⇒ λ ← 3⁄2 λ (§4.6.5).
+   code), ρ = −∞ if h rose there; Levenberg–Marquardt (thesis §4.6.5; :mod:`.damping`): ρ > ¾ ⇒ λ ← ⅔λ,
+   ρ < ¼ ⇒ λ ← 3⁄2 λ.
 8. Armijo backtracking line search on S′ from α = 1 (c = 1e-2, shrink 0.8, ≤ 60 steps; :mod:`.linesearch`),
    θ ← θ + αp.
 
@@ -47,6 +48,7 @@ from secondorder.curvature import (
 from secondorder.curvature.params import ParamDict
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.cg import STOP_CODES, ObjectiveReductionStop, backtracking_schedule, pcg
+from secondorder.optim.damping import LevenbergMarquardt, lm_checks
 from secondorder.optim.linesearch import armijo_backtracking
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, non_negative, one_of, positive
@@ -62,11 +64,11 @@ class HFConfig:
     chunk_seed: int = 0
     initial_lambda: float = 45.0
     lambda_decrease: float = 2.0 / 3.0
-    lambda_increase: float = 1.5
+    lambda_increase: float | None = 1.5
     rho_low: float = 0.25
     rho_high: float = 0.75
-    min_lambda: float = 1e-12
-    max_lambda: float = 1e12
+    min_lambda: float | None = 1e-12
+    max_lambda: float | None = 1e12
     max_cg_iters: int = 250
     min_cg_iters: int = 1
     cg_tolerance: float = 5e-4
@@ -95,12 +97,10 @@ class HFConfig:
             one_of(self, "curvature", ["ggn", "hessian"]),
             one_of(self, "curvature_mode", ["linearize", "jvp", "double_backward"]),
             *positive(self, "gradient_batch", allow_none=True),
-            *positive(self, "curvature_chunks", "initial_lambda", "max_cg_iters", "min_cg_iters", "cg_tolerance",
+            *positive(self, "curvature_chunks", "max_cg_iters", "min_cg_iters", "cg_tolerance",
                       "backtrack_first", "line_search_c", "line_search_max_steps", "preconditioner_samples",
-                      "preconditioner_chunk", "max_lambda", "cg_sync_every"),
-            in_range(self, "lambda_decrease", 0.0, 1.0),
-            ("lambda_increase", self.lambda_increase > 1.0, "must be > 1"),
-            in_range(self, "rho_low", -1e9, self.rho_high),
+                      "preconditioner_chunk", "cg_sync_every"),
+            *lm_checks(self),
             in_range(self, "cg_init_decay", 0.0, 1.0, closed_high=True),
             one_of(self, "cg_tolerance_mode", ["per_step", "window"]),
             one_of(self, "cg_stop_rule", ["progress", "objective_90"]),
@@ -109,7 +109,7 @@ class HFConfig:
             in_range(self, "line_search_shrink", 0.0, 1.0),
             one_of(self, "preconditioner", ["empirical_fisher", "ggn_diagonal", "none"]),
             in_range(self, "preconditioner_exponent", 0.0, 1.0, closed_high=True),
-            *non_negative(self, "preconditioner_kappa", "structural_damping", "min_lambda"),
+            *non_negative(self, "preconditioner_kappa", "structural_damping"),
         ]
 
 
@@ -121,7 +121,7 @@ class HessianFree(Optimizer):
     def __init__(self, problem: Any, cfg: HFConfig) -> None:
         super().__init__(problem, cfg)
         self.space = ParamSpace.of(problem.model)
-        self.lam = cfg.initial_lambda
+        self.damping = LevenbergMarquardt.from_config(cfg)
         self.previous: Tensor | None = None  # δ_{k−1}
         self.schedule = backtracking_schedule(cfg.max_cg_iters, cfg.backtrack_first, cfg.backtrack_growth)
         self.partition: Tensor | None = None
@@ -237,10 +237,7 @@ class HessianFree(Optimizer):
         stats["rho"] = rho
         if not (bool(torch.isfinite(proposal).all()) and result.reason != "nonfinite"):
             rho = -math.inf
-        if rho < cfg.rho_low or math.isnan(rho):
-            self.lam = min(self.lam * cfg.lambda_increase, cfg.max_lambda)
-        elif rho > cfg.rho_high:
-            self.lam = max(self.lam * cfg.lambda_decrease, cfg.min_lambda)
+        self.damping.update(rho)
 
         rate = 1.0
         if not bool(torch.isfinite(proposal).all()):
@@ -313,11 +310,16 @@ class HessianFree(Optimizer):
             if name in values:
                 p.copy_(values[name])
 
+    @property
+    def lam(self) -> float:
+        """The current Tikhonov damping λ (held by the Levenberg–Marquardt rule)."""
+        return self.damping.lam
+
     def state_dict(self) -> dict[str, Any]:
-        return {"lambda": self.lam, "previous": None if self.previous is None else self.previous.clone()}
+        return {**self.damping.state_dict(), "previous": None if self.previous is None else self.previous.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.lam = state["lambda"]
+        self.damping.load_state_dict(state)
         previous = state["previous"]
         device = next(self.problem.model.parameters()).device
         self.previous = None if previous is None else previous.to(device)

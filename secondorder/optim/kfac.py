@@ -20,8 +20,8 @@ Iteration k = 1, 2, …:
 
    δ = αΔ + μδ₀ and the model's predicted change M(δ) = ½∇hᵀδ (L3282). Without momentum (or at k = 1,
    δ₀ = 0) only α. The candidate with the lowest M(δ) wins.
-6. Every T₁ = 5 iterations: ρ = (h(θ+δ) − h(θ)) / M(δ) on S′ (−∞ if h rose, as in the code); ρ > ¾ ⇒ λ ← ω₁λ,
-   ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (L3272–L3280); initial λ = 150.
+6. Every T₁ = 5 iterations: ρ = (h(θ+δ) − h(θ)) / M(δ) on S′ (−∞ if h rose, as in the code); Levenberg–Marquardt
+   (§6.5; :mod:`.damping`): ρ > ¾ ⇒ λ ← ω₁λ, ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (L3272–L3280); initial λ = 150.
 7. θ ← θ + δ; δ₀ ← δ.
 
 A non-finite proposal is rejected (no step, λ raised, momentum reset). Polyak averaging of the iterates
@@ -59,6 +59,7 @@ from secondorder.kfac.kfra import activations_after, kfra_statistics
 from secondorder.kfac.layers import LinearLayers
 from secondorder.kfac.rescaling import output_jvps, quadratic_terms
 from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
+from secondorder.optim.damping import LevenbergMarquardt, lm_checks
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
 
@@ -70,9 +71,12 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
     momentum: bool = True
     initial_lambda: float = 150.0
     lambda_period: int = 5
-    lambda_decay: float = 0.95**5
+    lambda_decrease: float = 0.95**5
+    lambda_increase: float | None = None
     rho_low: float = 0.25
     rho_high: float = 0.75
+    min_lambda: float | None = None
+    max_lambda: float | None = None
     initial_gamma: float | None = None
     gamma_period: int = 20
     gamma_decay: float = 0.95**10
@@ -81,7 +85,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
     inverse_period: int = 20
     stats_fraction: float = 0.125
     fisher_fraction: float = 1.0
-    stats_decay_max: float = 0.95
+    stats_decay: float = 0.95
     stats_decay_ramp: bool = True
     factors: str = "kfac"
     gamma_form: str = "kfac"
@@ -93,20 +97,18 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
     def check(self) -> list[Check]:
         return [
             one_of(self, "approximation", ["blockdiag", "tridiag"]),
-            *positive(self, "initial_lambda", "lambda_period", "gamma_period", "inverse_period", "batch_size",
-                      "batch_full_at"),
+            *positive(self, "lambda_period", "gamma_period", "inverse_period", "batch_size", "batch_full_at"),
+            *lm_checks(self),
             *positive(self, "initial_gamma", "gamma_max", allow_none=True),
             ("gamma_min", self.gamma_min is None or self.gamma_min >= 0, "must be >= 0 (or null: √η)"),
-            in_range(self, "lambda_decay", 0.0, 1.0),
             in_range(self, "gamma_decay", 0.0, 1.0),
-            in_range(self, "rho_low", -1e9, self.rho_high, closed_high=True),
             ("gamma_period", self.gamma_period % self.inverse_period == 0,
              "must be a multiple of inverse_period (thesis L3294)"),
             in_range(self, "stats_fraction", 0.0, 1.0, closed_high=True),
             in_range(self, "fisher_fraction", 0.0, 1.0, closed_high=True),
             ("stats_fraction", self.stats_fraction > 0, "must be > 0"),
             ("fisher_fraction", self.fisher_fraction > 0, "must be > 0"),
-            in_range(self, "stats_decay_max", 0.0, 1.0),
+            in_range(self, "stats_decay", 0.0, 1.0),
             one_of(self, "factors", ["kfac", "empirical", "kflr", "kfra"]),
             one_of(self, "gamma_form", ["kfac", "kfra"]),
             ("factors", not (self.factors == "kfra" and self.approximation == "tridiag"),
@@ -150,12 +152,12 @@ class KFAC(Optimizer):
         probe = probe_sampler.next(2)
         self.layers = LinearLayers(problem.model, lambda: problem.outputs(probe))
         self.tridiagonal = cfg.approximation == "tridiag"
-        self.factors = KroneckerFactors(len(self.layers), cross=self.tridiagonal, max_decay=cfg.stats_decay_max,
+        self.factors = KroneckerFactors(len(self.layers), cross=self.tridiagonal, max_decay=cfg.stats_decay,
                                         ramp=cfg.stats_decay_ramp)
         self.activations = activations_after(problem.model, self.layers) if cfg.factors == "kfra" else []
         self.inverse = choose_inverse(cfg)
         eta = problem.l2
-        self.lam = cfg.initial_lambda
+        self.damping = LevenbergMarquardt.from_config(cfg)
         # γ enters the factors as γ itself (K-FAC, thesis §6.6.6) or as √(γ + η) (KFRA, App. C eq. 36); the
         # default start gives the same damping either way: √(λ₀ + η).
         default_gamma = math.sqrt(self.lam + eta) if cfg.gamma_form == "kfac" else self.lam
@@ -164,6 +166,15 @@ class KFAC(Optimizer):
         self.gamma_max = cfg.gamma_max if cfg.gamma_max is not None else math.inf
         self.previous: ParamDict | None = None  # δ₀
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    @property
+    def lam(self) -> float:
+        """The current Tikhonov damping λ (held by the Levenberg–Marquardt rule, :mod:`.damping`)."""
+        return self.damping.lam
+
+    @lam.setter
+    def lam(self, value: float) -> None:
+        self.damping.lam = value
 
     # ------------------------------------------------------------------ pieces
     def _gradient(self, batch: Any) -> tuple[float, ParamDict]:
@@ -259,7 +270,7 @@ class KFAC(Optimizer):
         stats.update(gamma=gamma, alpha=alpha, mu=mu, model_change=change)
 
         if not finite:
-            self.lam = self.lam / cfg.lambda_decay
+            self.damping.fail()
             self.previous = None
             stats["lambda"] = self.lam
             return StepResult(h0, costs, stats)
@@ -271,10 +282,7 @@ class KFAC(Optimizer):
             costs.forward_passes += 1
             rho = -math.inf if (not math.isfinite(h1) or h1 > h0 or change >= 0) else (h1 - h0) / change
             stats["rho"] = rho
-            if rho < cfg.rho_low:
-                self.lam = self.lam / cfg.lambda_decay
-            elif rho > cfg.rho_high:
-                self.lam = self.lam * cfg.lambda_decay
+            self.damping.update(rho)
         stats["lambda"] = self.lam
 
         with torch.no_grad(), self.phases("update"):
