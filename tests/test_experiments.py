@@ -20,6 +20,7 @@ from tests.helpers import composed, fake_run
 QUICK_DATA = {"curves", "mnist_5k", "faces_lfw", "mnist_5k_parity", "ptb_char", "ptb_word", "dnc_copy", "addition",
               "temporal_order_2bit"}
 
+
 def cells_of(name: str, profile: str, root: Path = Path("runs")) -> dict[str, Cell]:
     return {c.name: c for c in expand(load_spec(name), profile, root / name / profile)}
 

@@ -1,33 +1,33 @@
-"""K-FAC (Martens & Grosse 2015; thesis ch. 6, Algorithm 7 — seed002 report §6.2), block-diagonal or
+"""K-FAC (Martens & Grosse 2015; thesis ch. 6, Algorithm 7 of §6.9), block-diagonal or
 block-tridiagonal, with the paper's damping, re-scaling, momentum and statistics machinery.
 
 Iteration k = 1, 2, …:
 
 1. Mini-batch S′ of size m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|), b such that m reaches |S| at iteration
-   ``batch_full_at`` = 500 (L3532), or a fixed m. Gradient ∇h and h(θ) on S′ (ℓ2 prior η included).
-2. Statistics pass on S₁ = the first ⌈τ₁ m⌉ cases (τ₁ = 1/8, L3335): forward, targets sampled from the
+   ``batch_full_at`` = 500 (thesis §6.13), or a fixed m. Gradient ∇h and h(θ) on S′ (ℓ2 prior η included).
+2. Statistics pass on S₁ = the first ⌈τ₁ m⌉ cases (τ₁ = 1/8, §6.8): forward, targets sampled from the
    model's predictive distribution, backward; fold Ā, G (and the cross factors) into their running averages
    with ε_k = min(1 − 1/k, 0.95) (:mod:`secondorder.kfac.factors`).
 3. γ candidates: {γ} or, every T₂ = 20 iterations, {max(ω₂γ, γ_min), γ, min(γ/ω₂, γ_max)} with
-   ω₂ = (19/20)^{T₂/2} (L3294; bounds from Martens' code, γ_min = √η, γ_max = 1).
+   ω₂ = (19/20)^{T₂/2} (§6.6.6; bounds from Martens' code, γ_min = √η, γ_max = 1).
 4. Inverse refresh at k ≤ 3 and every T₃ = 20 iterations (:mod:`secondorder.kfac.inverses`).
 5. For each candidate: proposal Δ = −F̆⁻¹∇h; (α, μ) minimising the exact-F damped quadratic over span{Δ, δ₀}
-   (L3306), with uᵀFv = mean over S₂ of (Ju)ᵀ F_R (Jv) from Jacobian-vector products (App. B.3; S₂ = the
+   (§6.7), with uᵀFv = mean over S₂ of (Ju)ᵀ F_R (Jv) from Jacobian-vector products (thesis App. B.3; S₂ = the
    first ⌈τ₂ m⌉ cases, τ₂ = 1 as in Martens' code — the thesis used 1/4 but had to revert to 1 in some
-   settings, L3335–L3337):
+   settings, §6.8):
 
        [α; μ] = −[[ΔᵀFΔ + (λ+η)‖Δ‖², ΔᵀFδ₀ + (λ+η)Δᵀδ₀], [·, δ₀ᵀFδ₀ + (λ+η)‖δ₀‖²]]⁻¹ [∇hᵀΔ; ∇hᵀδ₀],
 
-   δ = αΔ + μδ₀ and the model's predicted change M(δ) = ½∇hᵀδ (L3282). Without momentum (or at k = 1,
+   δ = αΔ + μδ₀ and the model's predicted change M(δ) = ½∇hᵀδ (§6.6.5). Without momentum (or at k = 1,
    δ₀ = 0) only α. The candidate with the lowest M(δ) wins.
 6. Every T₁ = 5 iterations: ρ = (h(θ+δ) − h(θ)) / M(δ) on S′ (−∞ if h rose, as in the code); Levenberg–Marquardt
-   (§6.5; :mod:`.damping`): ρ > ¾ ⇒ λ ← ω₁λ, ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (L3272–L3280); initial λ = 150.
+   (§6.5; :mod:`.damping`): ρ > ¾ ⇒ λ ← ω₁λ, ρ < ¼ ⇒ λ ← λ/ω₁, ω₁ = (19/20)^{T₁} (§6.6.5); initial λ = 150.
 7. θ ← θ + δ; δ₀ ← δ.
 
 A non-finite proposal is rejected (no step, λ raised, momentum reset). Polyak averaging of the iterates
-(ξ = 0.99, L3526) is the trainer's ``trainer.polyak_decay``.
+(ξ = 0.99, §6.13) is the trainer's ``trainer.polyak_decay``.
 
-KFRA and KFLR (Botev, Ritter & Barber 2017, App. C / Algorithm 1; seed001 report §4.7) are the same iteration
+KFRA and KFLR (Botev, Ritter & Barber 2017, App. C and Algorithm 1 in App. H) are the same iteration
 with other settings, so they are configurations of this class (``conf/optimizer/kfra.yaml``, ``kflr.yaml``):
 ``factors=kfra`` (the deterministic recursion of :mod:`secondorder.kfac.kfra`) or ``kflr`` (the exact expected
 pre-activation GN, i.e. K-FAC statistics with the exact expectation over targets) on the whole batch,
@@ -103,7 +103,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
             ("gamma_min", self.gamma_min is None or self.gamma_min >= 0, "must be >= 0 (or null: √η)"),
             in_range(self, "gamma_decay", 0.0, 1.0),
             ("gamma_period", self.gamma_period % self.inverse_period == 0,
-             "must be a multiple of inverse_period (thesis L3294)"),
+             "must be a multiple of inverse_period (thesis §6.6.6)"),
             in_range(self, "stats_fraction", 0.0, 1.0, closed_high=True),
             in_range(self, "fisher_fraction", 0.0, 1.0, closed_high=True),
             ("stats_fraction", self.stats_fraction > 0, "must be > 0"),
@@ -118,7 +118,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
 
 
 def batch_size_at(k: int, cfg: KFACConfig, n_train: int | None) -> int:
-    """m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|) with b = (k_full − 1)/ln(|S|/m₁) (L3532; code floors)."""
+    """m_k = min(⌊m₁ exp((k−1)/b)⌋, |S|) with b = (k_full − 1)/ln(|S|/m₁) (thesis §6.13; code floors)."""
     if cfg.batch_schedule == "fixed" or n_train is None:
         return cfg.batch_size if n_train is None else min(cfg.batch_size, n_train)
     if n_train <= cfg.batch_size:

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from secondorder.data.sequences import SequenceBatch
+
 
 class Sampler(ABC):
     examples_seen: int
@@ -151,8 +153,6 @@ class StreamSampler(Sampler):
         self.tokens_per_epoch = batch_size * (self.grid.shape[1] - 1)
 
     def next(self, batch_size: int) -> Any:
-        from secondorder.data.sequences import SequenceBatch
-
         if batch_size != self.batch_size:
             raise ValueError(f"language-model batches are fixed at {self.batch_size} streams, got {batch_size}")
         if self.position >= self.grid.shape[1] - 1:  # a new epoch starts from the beginning, zero state
@@ -183,8 +183,6 @@ class StreamSampler(Sampler):
                 "carried": carried}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from secondorder.data.sequences import SequenceBatch
-
         self.position, self.epoch_index = state["position"], state["epoch_index"]
         self.examples_seen = state["examples_seen"]
         self.carried = state["carried"]
