@@ -65,18 +65,6 @@ def test_comparison_report_per_problem(tmp_path: Path) -> None:
     assert (out / "curves_error_vs_time.png").exists() and (out / "runs" / "curves__nag" / "summary.json").exists()
 
 
-def test_george_search_table_quick_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The §4.1 driver on a tiny setting: three procedures, the thesis's numbers beside ours, Figure 4.1."""
-    from secondorder.experiments import george
-
-    monkeypatch.setitem(george.PROFILES, "quick", {"searches": 2, "experiments": 4, "steps": 2, "dims": [784, 8]})
-    text = george.search_table("quick", tmp_path, Path("unused"))
-    assert "| grid | 27.23 ± 0.42 |" in text and "| biased | 26.61 ± 0.13 |" in text and "REDUCED" in text
-    assert (tmp_path / "figure-4.1.png").stat().st_size > 0
-    for cell in george.COMPARISON.cells("quick", tmp_path):
-        validate(composed(*cell.overrides))
-
-
 def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) -> None:
     full = {c.name: c for c in hf_rnn.cells("full", tmp_path)}
     assert len(full) == 8 * 5 * 2

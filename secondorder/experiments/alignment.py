@@ -42,6 +42,7 @@ from secondorder.kfac.factors import collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, robust_eigh
 from secondorder.kfac.kfra import activations_after, kfra_statistics
 from secondorder.kfac.layers import LinearLayers
+from secondorder.problems import Sampler
 from secondorder.report.tables import to_markdown
 from secondorder.run_record import device_name, git_state
 from secondorder.train import Trainer, run_training
@@ -168,8 +169,8 @@ class AlignmentCallback(Callback):
         self.verbose = verbose
         self.rows: list[dict[str, float]] = []
         self.probe: AlignmentProbe | None = None
-        self.sampler = None
-        self._restored: dict | None = None
+        self.sampler: Sampler | None = None
+        self._restored: dict = {}
 
     def at_start(self, trainer: Trainer, resumed: bool) -> None:
         problem = trainer.problem
@@ -180,7 +181,7 @@ class AlignmentCallback(Callback):
         layers = LinearLayers(problem.model, lambda: problem.outputs(self.sampler.next(2)))
         self.probe = AlignmentProbe(problem, layers, activations_after(problem.model, layers),
                                     self.settings["cg_iters"], self.settings["cg_tol"])
-        if resumed and self._restored is not None:
+        if resumed:  # the trainer has restored this callback's state (load_state_dict) first
             self.sampler.load_state_dict(self._restored["sampler"])
             self.probe.generator.set_state(self._restored["generator"])
             self._write(trainer.run_dir)
