@@ -10,8 +10,8 @@ Hooks, in the order the trainer calls them::
     at_start(trainer, resumed)        once per ``fit``: after pre-training, before the iteration-0 evaluation
                                       (fresh run), or after the checkpoint is restored (resumed run)
     after_evaluation(trainer, evaluation)   after every evaluation, the iteration-0 one included
-    after_step(trainer, result)       after every optimiser step (``trainer.iteration`` already counts it),
-                                      before that iteration's evaluation and checkpoint
+    after_step(trainer, result)       after every optimiser step with a finite loss (``trainer.iteration``
+                                      already counts it), before that iteration's evaluation and checkpoint
     at_end(trainer, summary)          once when the run ends: completed, diverged or interrupted
                                       (``summary["status"]``)
 
