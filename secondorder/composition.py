@@ -1,15 +1,22 @@
 """Config composition: the ``conf/`` tree, its option groups, and the validated run that a list of Hydra
 overrides describes. Library code (experiments, benchmarks, scripts) composes runs here; the command line
 (:mod:`secondorder.cli`) only adds argument handling and error printing on top.
+
+An experiment runs a configured run in-process with :func:`compose_config` and the trainer::
+
+    run, resolved = compose_config(["optimizer=kfra", ..., f"run_dir={run_dir}"])
+    summary = run_training(run, Path(resolved["run_dir"]), resolved, callbacks=[...])
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
 
 from secondorder.config import RENAMED_KEYS, RunConfig, renamed_key_names, validate
 from secondorder.errors import ConfigError
@@ -51,8 +58,22 @@ def admit_renamed_keys(overrides: list[str]) -> list[str]:
     return [f"++{o}" if o.split("=", 1)[0] in old else o for o in overrides]
 
 
-def compose_run(overrides: list[str]) -> RunConfig:
-    """The validated :class:`~secondorder.config.RunConfig` that ``train <overrides>`` would run."""
+def _compose(overrides: list[str]) -> DictConfig:
     check_group_choices(overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return validate(compose(config_name="config", overrides=admit_renamed_keys(list(overrides))))
+        return compose(config_name="config", overrides=admit_renamed_keys(list(overrides)))
+
+
+def compose_run(overrides: list[str]) -> RunConfig:
+    """The validated :class:`~secondorder.config.RunConfig` that ``train <overrides>`` would run."""
+    return validate(_compose(overrides))
+
+
+def compose_config(overrides: list[str]) -> tuple[RunConfig, dict[str, Any]]:
+    """The validated run that ``train <overrides>`` would run and its resolved config (what the trainer writes to
+    ``config.yaml`` and compares on resume); ``resolved["run_dir"]`` is the run directory (pass ``run_dir=...``
+    among the overrides to choose it, as with ``train``)."""
+    cfg = _compose(overrides)
+    run = validate(cfg)
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    return run, resolved

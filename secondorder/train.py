@@ -8,6 +8,9 @@ Resume (``trainer.resume``): ``false`` refuses a run directory that already hold
 overwritten); ``true`` continues from ``checkpoint.pt`` and fails if there is none; ``auto`` continues when a
 checkpoint exists and starts afresh otherwise (SLURM requeue). A resumed run on the same hardware produces
 the same metrics as an uninterrupted one: model, optimiser, sampler and RNG states are all checkpointed.
+
+Callbacks (:mod:`secondorder.callbacks`) observe the loop after each step, after each evaluation and at the end;
+their state is checkpointed with the run. Without callbacks the loop is exactly the plain one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -27,6 +31,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from secondorder.averaging import IterateAverage
+from secondorder.callbacks import Callback
 from secondorder.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from secondorder.config import RunConfig
 from secondorder.errors import ConfigError, RunDiverged, RunInterrupted
@@ -103,9 +108,15 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: 
 
 
 class Trainer:
-    """Builds the problem and optimiser from a validated config and runs them in ``run_dir``."""
+    """Builds the problem and optimiser from a validated config and runs them in ``run_dir``, calling
+    ``callbacks`` (:class:`~secondorder.callbacks.Callback`, unique names) at the points of the loop."""
 
-    def __init__(self, run: RunConfig, run_dir: Path, resolved_config: dict[str, Any]) -> None:
+    def __init__(self, run: RunConfig, run_dir: Path, resolved_config: dict[str, Any],
+                 callbacks: Sequence[Callback] = ()) -> None:
+        names = [callback.name for callback in callbacks]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"callback names must be unique (they key the checkpoint); got {names}")
+        self.callbacks = list(callbacks)
         self.run = run
         self.tcfg = run.trainer
         self.run_dir = run_dir
@@ -174,6 +185,7 @@ class Trainer:
             "rng": rng_state(),
             "average": self.average.state_dict() if self.average is not None else None,
             "config": self.resolved_config,
+            "callbacks": {callback.name: callback.state_dict() for callback in self.callbacks},
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -190,6 +202,12 @@ class Trainer:
         restore_rng_state(state["rng"])
         if self.average is not None and state.get("average") is not None:
             self.average.load_state_dict(state["average"])
+        saved = state.get("callbacks", {})
+        for callback in self.callbacks:
+            if callback.name not in saved:
+                raise ConfigError(f"cannot resume {self.run_dir} with callback {callback.name!r}: the run was "
+                                  "started without it; start a new run_dir")
+            callback.load_state_dict(saved[callback.name])
 
     def checkpoint(self) -> None:
         save_checkpoint(self.run_dir, self._state())
@@ -284,6 +302,29 @@ class Trainer:
     def write_summary(self, status: str, message: str = "") -> None:
         write_json(self.run_dir / "summary.json", self.summary(status, message))
 
+    # ------------------------------------------------------------------ callbacks
+    @contextmanager
+    def _isolated_rng(self) -> Iterator[None]:
+        """Hooks draw from a forked global generator: a measurement never changes the run's trajectory."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            yield
+
+    def _notify(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` (``at_start``, ``after_step``, ``after_evaluation``, ``at_end``) on every callback."""
+        if not self.callbacks:
+            return
+        with self._isolated_rng():
+            for callback in self.callbacks:
+                getattr(callback, hook)(self, *args)
+
+    def _end(self, status: str, message: str = "") -> dict[str, Any]:
+        """Write the final ``summary.json`` and hand it to the callbacks' ``at_end``."""
+        summary = self.summary(status, message)
+        write_json(self.run_dir / "summary.json", summary)
+        self._notify("at_end", summary)
+        return summary
+
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
         resumed = self.prepare_run_dir()
@@ -303,16 +344,19 @@ class Trainer:
         self.write_summary("running")
         if not resumed:
             self._pretrain()
-            metrics.append(self.row({}, self.evaluate()))
+        self._notify("at_start", resumed)
+        if not resumed:
+            evaluation = self.evaluate()
+            metrics.append(self.row({}, evaluation))
+            self._notify("after_evaluation", evaluation)
 
         flag = StopFlag()
         progress = self._progress_bar()
         try:
             with stop_on_signals(flag):
-                self._loop(metrics, flag, progress)
+                return self._loop(metrics, flag, progress)
         finally:
             progress.close()
-        return self.summary("completed")
 
     def _pretrain(self) -> None:
         """Greedy RBM pre-training (H&S 2006) before the first evaluation; its time counts as training time
@@ -336,7 +380,7 @@ class Trainer:
         return tqdm(total=self.tcfg.max_steps, initial=self.iteration, disable=not enabled,
                     desc=f"{self.run.optimizer.name} on {self.run.dataset.name}", dynamic_ncols=True)
 
-    def _loop(self, metrics: MetricsLog, flag: StopFlag, progress: tqdm) -> None:
+    def _loop(self, metrics: MetricsLog, flag: StopFlag, progress: tqdm) -> dict[str, Any]:
         t = self.tcfg
         stats: dict[str, float] = {}
         while self.budget_left():
@@ -356,6 +400,7 @@ class Trainer:
 
             if not math.isfinite(result.loss):
                 self._diverged(metrics, stats, f"objective {result.loss} on the training batch")
+            self._notify("after_step", result)
             evaluation = None
             if self.iteration % t.eval_every == 0 or not self.budget_left():
                 evaluation = self.evaluate()
@@ -364,6 +409,7 @@ class Trainer:
                 if not math.isfinite(evaluation["train_error"]):
                     metrics.append(self.row(stats, evaluation))
                     self._diverged(None, stats, "non-finite training error")
+                self._notify("after_evaluation", evaluation)
             if evaluation is not None or self.iteration % t.log_every == 0:
                 metrics.append(self.row(stats, evaluation))
             if self.iteration % t.checkpoint_every == 0 and self.budget_left():
@@ -372,11 +418,12 @@ class Trainer:
                 self._interrupted(flag.signal_number)
 
         self.checkpoint()
-        self.write_summary("completed")
+        summary = self._end("completed")
         log.info("completed %d iterations in %.1f s of training; final train error %.4g, test error %.4g",
                  self.iteration, self.wall_time, self.last_eval.get("train_error", math.nan),
                  self.last_eval.get("test_error", math.nan))
         log.info("run directory: %s", self.run_dir)
+        return summary
 
     def _diverged(self, metrics: MetricsLog | None, stats: dict[str, float], what: str) -> None:
         if metrics is not None:
@@ -385,7 +432,7 @@ class Trainer:
             f"run diverged at iteration {self.iteration} ({what}); metrics kept in {self.run_dir}, last good "
             "checkpoint untouched; try a smaller learning rate or more damping"
         )
-        self.write_summary("diverged", message)
+        self._end("diverged", message)
         raise RunDiverged(message)
 
     def _interrupted(self, signal_number: int) -> None:
@@ -395,13 +442,14 @@ class Trainer:
             f"interrupted by {name} at iteration {self.iteration}; checkpoint written; continue with "
             f"`train ... run_dir={self.run_dir} trainer.resume=true`"
         )
-        self.write_summary("interrupted", message)
+        self._end("interrupted", message)
         raise RunInterrupted(message, signal_number)
 
 
-def run_training(run: RunConfig, run_dir: Path, resolved_config: dict[str, Any]) -> dict[str, Any]:
+def run_training(run: RunConfig, run_dir: Path, resolved_config: dict[str, Any],
+                 callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Build and run one training job; returns its summary (raises :class:`UserError` subclasses)."""
-    return Trainer(run, run_dir, resolved_config).fit()
+    return Trainer(run, run_dir, resolved_config, callbacks).fit()
 
 
 __all__ = ["Trainer", "run_training"]

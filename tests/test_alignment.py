@@ -1,16 +1,24 @@
-"""App. G.2 alignment experiment: its solvers against dense linear algebra, and the exactness case (one case:
-KFRA's Kronecker blocks are the GN blocks, so its exactly damped update is the block-diagonal GN update)."""
+"""App. G.2 alignment experiment: its solvers against dense linear algebra, the exactness case (one case:
+KFRA's Kronecker blocks are the GN blocks, so its exactly damped update is the block-diagonal GN update), and the
+measurement as a trainer callback (the same rows as a hand-written loop; resumable)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from secondorder.composition import compose_run
+from secondorder.errors import ConfigError
 from secondorder.experiments import alignment
 from secondorder.kfac.kfra import activations_after
+from secondorder.kfac.layers import LinearLayers
+from secondorder.optim import build_optimizer
+from secondorder.problems import build_problem
+from secondorder.train import SAMPLER_SEED_OFFSET, Trainer
 from tests.oracles import layer_helper, make_problem
 
 pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
@@ -44,14 +52,75 @@ def test_one_case_kfra_exact_update_is_the_block_diagonal_gn_update() -> None:
     assert row["kfra_factored_layer1_vs_blockdiag_gn"] < 1 - 1e-6  # factored damping is an approximation
 
 
-def test_quick_driver_writes_table_csv_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+TINY_SETTINGS = {"iterations": 6, "every": 2, "batch": 40, "cg_iters": 10, "cg_tol": 1e-6,
+                 "overrides": ["dataset=curves", "dataset.image_size=8", "dataset.n_train=200", "dataset.n_test=50",
+                               "model.encoder_dims=[64,12,4]", "optimizer=kfra", "objective.l2=1e-5",
+                               "optimizer.batch_size=50"]}  # 50 < 200 cases: the batch order matters
+
+
+def plain_loop(settings: dict, data_dir: Path) -> pd.DataFrame:
+    """The measurement in a hand-written loop (the experiment's former driver), with the trainer's seeds: the
+    model from ``seed``, training batches from ``seed + SAMPLER_SEED_OFFSET``, probe batches from ``seed + 2``."""
+    run = compose_run([*settings["overrides"], f"data_dir={data_dir}"])
+    torch.manual_seed(run.seed)
+    problem = build_problem(run, torch.device("cpu"), torch.float32)
+    optimizer = build_optimizer(run.optimizer, problem)
+    sampler = problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
+    probe_sampler = problem.make_sampler(seed=run.seed + 2)
+    layers = LinearLayers(problem.model, lambda: problem.outputs(probe_sampler.next(2)))
+    probe = alignment.AlignmentProbe(problem, layers, activations_after(problem.model, layers), settings["cg_iters"],
+                                     settings["cg_tol"])
+    rows = []
+    for iteration in range(settings["iterations"] + 1):
+        if iteration % settings["every"] == 0:
+            batch = probe_sampler.next(settings["batch"])
+            row = probe.measure(batch, float(optimizer.gamma))
+            with torch.no_grad():
+                rows.append({"iteration": iteration, "train_loss": float(problem.objective(batch)), **row})
+        if iteration < settings["iterations"]:
+            optimizer.step(iteration, sampler)
+    return pd.DataFrame(rows)
+
+
+def test_trainer_run_measures_what_the_plain_loop_measures_and_writes_the_outputs(tmp_path: Path,
+                                                                                  data_dir: Path) -> None:
     torch.set_default_dtype(torch.float32)
-    settings = {**alignment.PROFILES["quick"], "iterations": 2, "every": 1, "batch": 40, "cg_iters": 10}
-    settings["overrides"] = ["dataset=curves", "dataset.n_train=200", "dataset.n_test=50",
-                             "model.encoder_dims=[784,12,4]", "optimizer=kfra"]
-    frame = alignment.run_alignment(settings)
-    assert list(frame.iteration) == [0, 1, 2]
+    frame = alignment.run_alignment(TINY_SETTINGS, tmp_path / "run", data_dir)
+    assert list(frame.iteration) == [0, 2, 4, 6]
+    pd.testing.assert_frame_equal(frame, plain_loop(TINY_SETTINGS, data_dir))  # bit for bit
     assert frame.filter(like="_vs_").abs().le(1 + 1e-6).all().all()
-    out = alignment.write(frame, settings, "quick", tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "run" / "alignment.csv"), frame, check_exact=False)
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")  # an ordinary run directory
+    assert metrics.iteration.max() == 6 and metrics.dropna(subset=["train_error"]).iteration.tolist() == [0, 2, 4, 6]
+    out = alignment.write(frame, TINY_SETTINGS, "quick", tmp_path / "out")
     assert "REDUCED" in (out / "alignment.md").read_text()
     assert (out / "alignment.png").stat().st_size > 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "alignment.csv"), frame, check_exact=False)
+
+
+def test_interrupted_alignment_run_resumes_to_the_same_rows(tmp_path: Path, data_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed while writing the checkpoint at iteration 4 (row 4 already in alignment.csv, the last checkpoint at
+    2): the resumed run drops row 4, measures it again, and ends with the uninterrupted run's rows."""
+    torch.set_default_dtype(torch.float32)
+    straight = alignment.run_alignment(TINY_SETTINGS, tmp_path / "straight", data_dir)
+    original = Trainer.checkpoint
+
+    def checkpoint(self: Trainer) -> None:
+        if self.iteration == 4:
+            raise KeyboardInterrupt  # the process dies here
+        original(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "checkpoint", checkpoint)
+        with pytest.raises(KeyboardInterrupt):
+            alignment.run_alignment(TINY_SETTINGS, tmp_path / "split", data_dir)
+    assert pd.read_csv(tmp_path / "split" / "alignment.csv").iteration.tolist() == [0, 2, 4]
+    resumed = alignment.run_alignment(TINY_SETTINGS, tmp_path / "split", data_dir)
+    pd.testing.assert_frame_equal(resumed, straight)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "split" / "alignment.csv"),
+                                  pd.read_csv(tmp_path / "straight" / "alignment.csv"))
+    again = alignment.run_alignment(TINY_SETTINGS, tmp_path / "split", data_dir)  # complete: read back, not re-run
+    pd.testing.assert_frame_equal(again, straight)
+    with pytest.raises(ConfigError, match="cannot resume this alignment run"):
+        alignment.run_alignment({**TINY_SETTINGS, "batch": 30}, tmp_path / "split", data_dir)

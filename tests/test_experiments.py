@@ -81,14 +81,6 @@ def test_comparison_report_per_problem(tmp_path: Path) -> None:
     assert "| kfac_blockdiag | curves |" in text and "Over seeds" not in text
 
 
-def test_george_search_table_quick_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The §4.1 driver on a tiny setting: three procedures, the thesis's numbers beside ours, Figure 4.1."""
-    monkeypatch.setitem(george.PROFILES, "quick", {"searches": 2, "experiments": 4, "steps": 2, "dims": [784, 8]})
-    text = george.search_table("quick", tmp_path, Path("unused"))
-    assert "| grid | 27.23 ± 0.42 |" in text and "| biased | 26.61 ± 0.13 |" in text and "REDUCED" in text
-    assert (tmp_path / "figure-4.1.png").stat().st_size > 0
-
-
 def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) -> None:
     full = cells_of("hf-rnn", "full")
     assert len(full) == 8 * 5 * 2 and all(c.seeds == 3 for c in full.values())

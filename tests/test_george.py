@@ -1,4 +1,5 @@
-"""George's centred gradient descent and ACP against their closed forms (George 2017, §6.3.2, §6.4)."""
+"""George's centred gradient descent and ACP against their closed forms (George 2017, §6.3.2, §6.4); the §4.1
+search protocol (each trial a trainer run) against a hand-written SGD loop."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import pytest
 import torch
 from torch import nn
 
+from secondorder.data import load_dataset
+from secondorder.data.mnist import Mnist5kConfig
 from secondorder.data.splits import DataSplits
+from secondorder.experiments import search_protocol
 from secondorder.losses import get_loss
 from secondorder.metrics import get_metric
+from secondorder.models import AutoencoderConfig, InitConfig, build_model
 from secondorder.optim.george import ACP, ACPConfig, CenteredSGD, CenteredSGDConfig, acp_direction
-from secondorder.problems import ObjectiveConfig, SupervisedProblem
+from secondorder.problems import EpochSampler, ObjectiveConfig, SupervisedProblem
+from secondorder.train import SAMPLER_SEED_OFFSET
 from tests.conftest import read_run
 
 pytestmark = pytest.mark.usefixtures("float64")  # float64 oracles (tests/conftest.py)
@@ -119,3 +125,44 @@ def test_george_methods_run_end_to_end(train, tmp_path: Path, optimizer: str) ->
     assert summary["status"] == "completed" and "lr" in metrics.columns
     if optimizer != "centered_sgd":
         assert metrics["alpha_mean"].dropna().gt(0).all()
+
+
+TINY_SEARCH = {"searches": 2, "experiments": 4, "steps": 3, "dims": [784, 8]}
+
+
+def test_a_search_trial_is_plain_sgd_through_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """George 2017 §4.1 protocol: a trial's criterion is the final training loss (½‖f(x) − x‖² per case, mean over
+    the training set) after ``steps`` SGD updates on batches of 200 from the trainer's sampler, from Glorot weights
+    × the trial's scale (seed 0); a diverging trial gives None; trial run directories do not stay behind."""
+    torch.set_default_dtype(torch.float32)
+    monkeypatch.setitem(search_protocol.PROFILES, "quick", TINY_SEARCH)
+    objective = search_protocol.sgd_objective("quick", tmp_path / "data", tmp_path / "runs")
+    params = {"lr": 0.003, "init_scale": 2.0}
+    value = objective(params)
+
+    data = load_dataset(Mnist5kConfig(), tmp_path / "data")
+    model = build_model(AutoencoderConfig(encoder_dims=[784, 8], init=InitConfig(scheme="glorot", scale=2.0)), seed=0)
+    sampler = EpochSampler(data.train_inputs, data.train_targets, seed=SAMPLER_SEED_OFFSET)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.003)
+    for _ in range(3):
+        x, y = sampler.next(200)
+        sgd.zero_grad()
+        (0.5 * (model(x) - y).pow(2).sum(1)).mean().backward()
+        sgd.step()
+    with torch.no_grad():
+        expected = (0.5 * (model(data.train_inputs) - data.train_targets).pow(2).sum(1)).double().mean()
+    assert value == pytest.approx(float(expected), rel=1e-5)
+
+    assert objective({"lr": 1e4, "init_scale": 4.0}) is None  # diverges
+    assert not any((tmp_path / "runs").iterdir())
+
+
+def test_search_table_on_a_tiny_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three procedures, the thesis's numbers beside ours, Figure 4.1."""
+    torch.set_default_dtype(torch.float32)
+    monkeypatch.setitem(search_protocol.PROFILES, "quick", TINY_SEARCH)
+    text = search_protocol.search_table("quick", tmp_path, tmp_path / "data")
+    assert "| grid | 27.23 ± 0.42 |" in text and "| biased | 26.61 ± 0.13 |" in text and "REDUCED" in text
+    rows = [line.split("|")[3].split("±") for line in text.splitlines() if line.startswith(("| grid", "| random"))]
+    assert all(0 < float(mean) < 200 and float(spread) >= 0 for mean, spread in rows)
+    assert (tmp_path / "figure-4.1.png").stat().st_size > 0

@@ -1,19 +1,19 @@
 """``make reproduce-kfra-alignment``: Botev, Ritter & Barber (2017) App. G.2 — how well the KFRA and K-FAC updates
-align with exact Gauss–Newton updates along a KFRA run (seed001 report §7.6).
+align with exact Gauss–Newton updates along a KFRA run.
 
 At every ``every``-th iteration of a KFRA run, on a fresh batch of ``batch`` cases (1 000 in the paper) and with the
 run's current damping d = γ + η (γ the factor damping, η the ℓ2 weight), we compute
 
-* the **full GN** update δ_GN = −(G + d I)⁻¹ ∇h by CG with exact GGN-vector products ("as in Martens 2010", L612);
+* the **full GN** update δ_GN = −(G + d I)⁻¹ ∇h by CG with exact GGN-vector products ("as in Martens 2010", App. G.2);
 * the **block-diagonal GN** update: the same, "applied independently for each separate layer" (CG on each
   G_λλ + d I);
 * the KFRA and K-FAC updates δ̃ = −(Q̃ ⊗ 𝒢̃ + d I)⁻¹ ∇h per layer from factors estimated on the same batch (KFRA:
   the recursion; K-FAC: one sampled target per case), both with **factored damping** (eq. 36: (Q̃ + ω√d I) ⊗
   (𝒢̃ + √d/ω I), the optimiser's form) and with the **exact damped inverse** (eq. 35, through eigendecompositions),
-  as App. G.2 compares (L610);
+  as App. G.2 compares;
 
 and record cosine similarities: per layer δ̃_λ vs the block-diagonal GN update, and the whole δ̃ vs the full GN
-update, and block-diagonal GN vs full GN. The paper's claims (L614–L616): KFRA aligns better with GN than K-FAC
+update, and block-diagonal GN vs full GN. The paper's claims (App. G.2): KFRA aligns better with GN than K-FAC
 throughout; batch sizes 250 / 500 / 1000 do not differ much. Its choices it leaves silent (recorded here, all
 configurable): measured along the KFRA trajectory, CG to relative residual ``cg_tol`` or ``cg_iters`` iterations,
 factors without running averages (the batch's own).
@@ -34,11 +34,18 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from secondorder.callbacks import Callback
+from secondorder.composition import compose_config
 from secondorder.curvature.products import GGNOperator
+from secondorder.errors import ConfigError
 from secondorder.kfac.factors import collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, robust_eigh
-from secondorder.kfac.kfra import kfra_statistics
+from secondorder.kfac.kfra import activations_after, kfra_statistics
+from secondorder.kfac.layers import LinearLayers
+from secondorder.problems import Sampler
+from secondorder.report.tables import to_markdown
 from secondorder.run_record import device_name, git_state
+from secondorder.train import Trainer, run_training
 
 PROFILES = {
     "quick": {"overrides": ["dataset=curves", "dataset.n_train=4000", "dataset.n_test=1000",
@@ -142,41 +149,102 @@ class AlignmentProbe:
         return row
 
 
-def run_alignment(settings: dict, data_dir: Path | None = None) -> pd.DataFrame:
-    from secondorder.composition import compose_run
-    from secondorder.kfac.kfra import activations_after
-    from secondorder.kfac.layers import LinearLayers
-    from secondorder.optim import build_optimizer
-    from secondorder.problems import build_problem
+PROBE_SEED_OFFSET = 2  # the measurement batches' own sampler: seed + 2 (the trainer's training sampler is separate)
+MEASURED = ("every", "batch", "cg_iters", "cg_tol")  # the profile settings the callback itself uses
 
-    run = compose_run(settings["overrides"] + ([f"data_dir={data_dir}"] if data_dir else []))
-    torch.manual_seed(run.seed)
-    problem = build_problem(run, torch.device("cpu"), torch.float32)
-    optimizer = build_optimizer(run.optimizer, problem)
-    sampler = problem.make_sampler(seed=run.seed + 1)
-    probe_sampler = problem.make_sampler(seed=run.seed + 2)
-    layers = LinearLayers(problem.model, lambda: problem.outputs(probe_sampler.next(2)))
-    probe = AlignmentProbe(problem, layers, activations_after(problem.model, layers), settings["cg_iters"],
-                           settings["cg_tol"])
-    rows = []
-    for iteration in range(settings["iterations"] + 1):
-        if iteration % settings["every"] == 0:
-            batch = probe_sampler.next(settings["batch"])
-            row = probe.measure(batch, float(optimizer.gamma))
-            with torch.no_grad():
-                loss = float(problem.objective(batch))
-            rows.append({"iteration": iteration, "train_loss": loss, **row})
-            print(f"iteration {iteration}: KFRA·GN {row['kfra_factored_vs_full_gn']:.3f}, "
+
+class AlignmentCallback(Callback):
+    """The App. G.2 measurement as a trainer callback: at iteration 0 and after every ``every``-th step of the
+    KFRA run it observes, :meth:`AlignmentProbe.measure` on a fresh batch of ``batch`` cases from its own sampler
+    (seed ``run.seed + 2``), at the optimiser's current γ. Its rows (plus the batch objective ``train_loss``) are
+    kept in its checkpointed state and written to ``alignment.csv`` in the run directory after each measurement;
+    on resume the file is rewritten from the checkpoint's rows, so measurements after the last checkpoint are
+    dropped and then repeated (identically: the probe sampler and the K-FAC target generator are checkpointed).
+    """
+
+    name = "alignment"
+
+    def __init__(self, every: int, batch: int, cg_iters: int, cg_tol: float, verbose: bool = True) -> None:
+        self.settings = {"every": every, "batch": batch, "cg_iters": cg_iters, "cg_tol": cg_tol}
+        self.verbose = verbose
+        self.rows: list[dict[str, float]] = []
+        self.probe: AlignmentProbe | None = None
+        self.sampler: Sampler | None = None
+        self._restored: dict = {}
+
+    def at_start(self, trainer: Trainer, resumed: bool) -> None:
+        problem = trainer.problem
+        if not hasattr(trainer.optimizer, "gamma"):
+            raise ConfigError(f"the alignment measurement needs a K-FAC-family optimiser (optimizer=kfra); "
+                              f"got optimizer={trainer.run.optimizer.name}")
+        self.sampler = problem.make_sampler(seed=trainer.run.seed + PROBE_SEED_OFFSET)
+        layers = LinearLayers(problem.model, lambda: problem.outputs(self.sampler.next(2)))
+        self.probe = AlignmentProbe(problem, layers, activations_after(problem.model, layers),
+                                    self.settings["cg_iters"], self.settings["cg_tol"])
+        if resumed:  # the trainer has restored this callback's state (load_state_dict) first
+            self.sampler.load_state_dict(self._restored["sampler"])
+            self.probe.generator.set_state(self._restored["generator"])
+            self._write(trainer.run_dir)
+        else:
+            self.rows = []
+            self._measure(trainer)
+
+    def after_step(self, trainer: Trainer, result: object) -> None:
+        if trainer.iteration % self.settings["every"] == 0:
+            self._measure(trainer)
+
+    def _measure(self, trainer: Trainer) -> None:
+        problem = trainer.problem
+        batch = self.sampler.next(self.settings["batch"])
+        row = self.probe.measure(batch, float(trainer.optimizer.gamma))
+        with torch.no_grad():
+            loss = float(problem.objective(batch))
+        self.rows.append({"iteration": trainer.iteration, "train_loss": loss, **row})
+        if self.verbose:
+            print(f"iteration {trainer.iteration}: KFRA·GN {row['kfra_factored_vs_full_gn']:.3f}, "
                   f"K-FAC·GN {row['kfac_factored_vs_full_gn']:.3f}, blockGN·GN {row['blockdiag_gn_vs_full_gn']:.3f}",
                   flush=True)
-        if iteration < settings["iterations"]:
-            optimizer.step(iteration, sampler)
-    return pd.DataFrame(rows)
+        self._write(trainer.run_dir)
+
+    def _write(self, run_dir: Path) -> None:
+        tmp = run_dir / "alignment.csv.tmp"
+        pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        tmp.replace(run_dir / "alignment.csv")
+
+    def state_dict(self) -> dict:
+        state: dict = {"settings": dict(self.settings), "rows": [dict(row) for row in self.rows]}
+        if self.probe is not None:
+            state.update(sampler=self.sampler.state_dict(), generator=self.probe.generator.get_state())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["settings"] != self.settings:
+            raise ConfigError(f"cannot resume this alignment run: it was measured with {state['settings']}, not "
+                              f"{self.settings}; use another run directory")
+        self.rows = [dict(row) for row in state["rows"]]
+        self._restored = state
+
+
+def run_overrides(settings: dict, run_dir: Path, data_dir: Path | None = None) -> list[str]:
+    """The KFRA run as a trainer run: the profile's overrides, budget = its iterations, CPU (as the measurement's
+    generator), checkpoints at every measurement, resumed when ``run_dir`` holds a checkpoint."""
+    every = settings["every"]
+    return [*settings["overrides"], f"trainer.max_steps={settings['iterations']}", "trainer.max_time_s=null",
+            "trainer.max_epochs=null", f"trainer.eval_every={every}", f"trainer.checkpoint_every={every}",
+            "trainer.device=cpu", "trainer.resume=auto", f"run_dir={run_dir}",
+            *([f"data_dir={data_dir}"] if data_dir else [])]
+
+
+def run_alignment(settings: dict, run_dir: Path, data_dir: Path | None = None) -> pd.DataFrame:
+    """Run (or resume, or just read back when complete) the KFRA run in ``run_dir`` with the alignment callback;
+    returns the measurements, one row per measured iteration."""
+    run, resolved = compose_config(run_overrides(settings, run_dir, data_dir))
+    callback = AlignmentCallback(**{key: settings[key] for key in MEASURED})
+    run_training(run, Path(resolved["run_dir"]), resolved, callbacks=[callback])
+    return pd.DataFrame(callback.rows)
 
 
 def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path) -> Path:
-    from secondorder.report.tables import to_markdown
-
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "alignment.csv", index=False)
     layer_columns = sorted({c.split("_layer")[1].split("_")[0] for c in frame.columns if "_layer" in c}, key=int)
@@ -209,7 +277,7 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path) -> Path:
          "not the paper's setting." if profile == "quick" else "The paper's setting (CURVES autoencoder)."),
         f"Settings: {settings}. Hardware: {device_name(torch.device('cpu'))}; commit "
         f"{(git['git_commit'] or '?')[:10]}{' (dirty)' if git['git_dirty'] else ''}.", "",
-        "Paper (L614–L616): KFRA aligns better with the exact GN update than K-FAC throughout the optimisation.",
+        "Paper (App. G.2): KFRA aligns better with the exact GN update than K-FAC throughout the optimisation.",
         f"Here: KFRA's (factored-damping) update is closer to the full GN update than K-FAC's at {wins} of "
         f"{len(frame)} measurements.", "",
         to_markdown(summary), "",
@@ -222,11 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reproduce-kfra-alignment", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="quick")
     parser.add_argument("--out", type=Path, default=Path("results/kfra-alignment"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/kfra-alignment"),
+                        help="the KFRA run goes to RUNS/<profile> (resumed there when interrupted)")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     settings = PROFILES[args.profile]
-    out = write(run_alignment(settings, args.data_dir), settings, args.profile, args.out / args.profile)
-    print(f"wrote {out}/alignment.md, alignment.csv, alignment.png")
+    frame = run_alignment(settings, args.runs / args.profile, args.data_dir)
+    out = write(frame, settings, args.profile, args.out / args.profile)
+    print(f"wrote {out}/alignment.md, alignment.csv, alignment.png (the KFRA run: {args.runs / args.profile})")
     return 0
 
 
