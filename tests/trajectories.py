@@ -5,6 +5,10 @@ method's refreshes, damping adaptation and step-size rules). ``python -m tests.t
 records their ``metrics.csv`` (every column but ``wall_time_s``) under ``tests/golden/``;
 ``python -m tests.trajectories`` re-runs them and reports the largest relative difference per run.
 ``tests/test_trajectories.py`` does the same comparison in the test suite.
+
+The references were recorded on the 2-core CPU that CI uses, with two intra-op threads: the thread count changes
+the order of floating-point reductions (up to ~5e-4 relative in HF's trajectory with one thread), so the runs
+here always use ``REFERENCE_THREADS`` threads.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 IGNORED_COLUMNS = ("wall_time_s",)
+REFERENCE_THREADS = 2
 
 _COMMON = ("trainer.device=cpu", "trainer.dtype=float64", "trainer.progress=false", "trainer.log_every=1",
            "seed=3")
@@ -58,11 +64,15 @@ def run_reference(name: str, out_dir: Path, data_dir: Path | None = None, train=
     args = [*_COMMON, *REFERENCE_RUNS[name], f"run_dir={run_dir}"]
     if data_dir is not None:
         args.append(f"data_dir={data_dir}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(REFERENCE_THREADS)
     try:
         train(args)
     except SystemExit as exc:
         if exc.code:
             raise RuntimeError(f"reference run {name} failed with exit code {exc.code}") from None
+    finally:
+        torch.set_num_threads(threads)
     return pd.read_csv(run_dir / "metrics.csv").drop(columns=list(IGNORED_COLUMNS))
 
 
