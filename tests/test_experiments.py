@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from secondorder.config import validate
-from secondorder.experiments import george, hf_rnn
+from secondorder.errors import ConfigError
+from secondorder.experiments import alignment, george, hf_rnn, search_protocol
 from secondorder.experiments.expansion import expand
 from secondorder.experiments.hooks import Context
+from secondorder.experiments.measurements import load_measurement
 from secondorder.experiments.report import cell_runs, write_report
 from secondorder.experiments.runner import Cell
 from secondorder.experiments.spec import available_specs, load_spec
@@ -183,3 +185,18 @@ def test_hf_rnn_report_over_seeds_gives_solved_counts(tmp_path: Path) -> None:
     lines = hf_rnn.report(ctx, [cell], {cell.name: cell_runs(cell)})
     assert "| addition | 30 | structural | 2/3 | 40 [20, 60] |" in "\n".join(lines)
     assert list(pd.read_csv(ctx.out / "table.csv")["seed"]) == [0, 1, 2]
+
+
+def test_measurement_settings_are_data(tmp_path: Path) -> None:
+    """The alignment and search-protocol settings come from conf/measure/; a bad file is a one-line error."""
+    assert load_measurement("kfra-alignment")["profiles"] == alignment.PROFILES
+    assert search_protocol.PROFILES["full"]["searches"] == 100 and search_protocol.BATCH_SIZE == 200
+    for profile in ("quick", "full"):
+        validate(composed(*alignment.run_overrides(alignment.PROFILES[profile], tmp_path / "run")))
+        params = {d.key: d.from_unit(0.5) for d in search_protocol.SPACE}
+        validate(composed(*search_protocol.trial_overrides(profile, params, tmp_path, tmp_path / "trial")))
+    with pytest.raises(ConfigError, match="no measurement 'nope'"):
+        load_measurement("nope")
+    (tmp_path / "bad.yaml").write_text("space: {}\n")
+    with pytest.raises(ConfigError, match="needs a 'profiles' mapping"):
+        load_measurement("bad", tmp_path)

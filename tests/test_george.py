@@ -127,7 +127,7 @@ def test_george_methods_run_end_to_end(train, tmp_path: Path, optimizer: str) ->
         assert metrics["alpha_mean"].dropna().gt(0).all()
 
 
-TINY_SEARCH = {"searches": 2, "experiments": 4, "steps": 3, "dims": [784, 8]}
+TINY_SEARCH = {"data": ["dataset=mnist_5k"], "searches": 2, "experiments": 4, "steps": 3, "dims": [784, 8]}
 
 
 def test_a_search_trial_is_plain_sgd_through_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

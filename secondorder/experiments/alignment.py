@@ -38,6 +38,7 @@ from secondorder.callbacks import Callback
 from secondorder.composition import compose_config
 from secondorder.curvature.products import GGNOperator
 from secondorder.errors import ConfigError
+from secondorder.experiments.measurements import load_measurement
 from secondorder.kfac.factors import collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, robust_eigh
 from secondorder.kfac.kfra import activations_after, kfra_statistics
@@ -47,13 +48,7 @@ from secondorder.report.tables import to_markdown
 from secondorder.run_record import device_name, git_state
 from secondorder.train import Trainer, run_training
 
-PROFILES = {
-    "quick": {"overrides": ["dataset=curves", "dataset.n_train=4000", "dataset.n_test=1000",
-                            "model.encoder_dims=[784,250,30]", "optimizer=kfra", "objective.l2=1e-5"],
-              "iterations": 100, "every": 25, "batch": 1000, "cg_iters": 100, "cg_tol": 1e-6},
-    "full": {"overrides": ["dataset=curves", "optimizer=kfra", "objective.l2=1e-5"],
-             "iterations": 5000, "every": 250, "batch": 1000, "cg_iters": 250, "cg_tol": 1e-6},
-}
+PROFILES: dict[str, dict] = load_measurement("kfra-alignment")["profiles"]  # conf/measure/kfra-alignment.yaml
 
 
 def conjugate_gradient(apply: callable, b: Tensor, max_iters: int, tol: float) -> tuple[Tensor, int]:

@@ -34,15 +34,18 @@ import torch
 
 from secondorder.composition import compose_config
 from secondorder.errors import RunDiverged
+from secondorder.experiments.measurements import load_measurement
+from secondorder.report.references import references
 from secondorder.run_record import device_name, git_state
 from secondorder.search import Dimension, Trial, run_search
 from secondorder.train import run_training
 
-THESIS_TABLE = {"grid": (27.23, 0.42), "random": (27.02, 0.28), "biased": (26.61, 0.13)}  # George 2017, §4.1
-SPACE = [Dimension("lr", 1e-4, 1.0, log=True), Dimension("init_scale", 0.25, 4.0, log=True)]
-PROFILES = {"quick": {"searches": 3, "experiments": 16, "steps": 40, "dims": [784, 250, 30]},
-            "full": {"searches": 100, "experiments": 100, "steps": 100, "dims": [784, 1000, 500, 250, 30]}}
-BATCH_SIZE = 200
+SETTINGS = load_measurement("george-search")  # conf/measure/george-search.yaml
+THESIS_TABLE = {name: (row["mean"], row["std"]) for name, row in references()["george_search"]["rows"].items()}
+SPACE = [Dimension(key, float(d["low"]), float(d["high"]), bool(d.get("log", False)))
+         for key, d in SETTINGS["space"].items()]
+PROFILES: dict[str, dict] = SETTINGS["profiles"]
+BATCH_SIZE = int(next(o.split("=", 1)[1] for o in SETTINGS["trial"] if o.startswith("optimizer.batch_size=")))
 PROCEDURES = ("grid", "random", "biased")
 
 
@@ -50,12 +53,16 @@ def trial_overrides(profile: str, params: dict[str, float], data_dir: Path, run_
     """The ``train`` overrides of one trial: SGD at ``params["lr"]`` from Glorot weights × ``params["init_scale"]``."""
     settings = PROFILES[profile]
     steps, dims = settings["steps"], ",".join(str(d) for d in settings["dims"])
-    return [f"dataset={'mnist_5k' if profile == 'quick' else 'mnist'}", "dataset.loss=squared_error",
-            f"model.encoder_dims=[{dims}]", "model.init.scheme=glorot", f"model.init.scale={params['init_scale']!r}",
-            "optimizer=sgd", f"optimizer.lr={params['lr']!r}", f"optimizer.batch_size={BATCH_SIZE}", "seed=0",
-            f"trainer.max_steps={steps}", "trainer.max_time_s=null", "trainer.max_epochs=null",
-            f"trainer.eval_every={steps}", f"trainer.log_every={steps}", "trainer.device=cpu",
-            "trainer.progress=false", f"data_dir={data_dir}", f"run_dir={run_dir}"]
+    budget = {"max_steps": steps, "max_time_s": None, "max_epochs": None, "eval_every": steps, "log_every": steps}
+    return [*settings["data"], *SETTINGS["trial"], f"model.encoder_dims=[{dims}]",
+            *(f"{key}={value!r}" for key, value in hyperparameters(params).items()),
+            *(f"trainer.{key}={'null' if value is None else value}" for key, value in budget.items()),
+            f"data_dir={data_dir}", f"run_dir={run_dir}"]
+
+
+def hyperparameters(params: dict[str, float]) -> dict[str, float]:
+    """A trial's searched values under their config keys."""
+    return {"model.init.scale": params["init_scale"], "optimizer.lr": params["lr"]}
 
 
 def sgd_objective(profile: str, data_dir: Path, runs: Path) -> Callable[[dict[str, float]], float | None]:
