@@ -105,9 +105,9 @@ def test_block_diagonal_apply_equals_the_dense_damped_inverse() -> None:
         for (Ad, Gd), v, u in zip(damped_blocks(f, gamma), V, inverse.apply(V, gamma), strict=True):
             expected = torch.linalg.solve(torch.kron(Gd, Ad), v.reshape(-1)).reshape(v.shape)
             torch.testing.assert_close(u, expected)
-    assert inverse.uses == {0.3: 2, 2.0: 3} and inverse._explicit[0] == 2.0
+    assert inverse.uses == {0.3: 2, 2.0: 3} and inverse.explicit_gamma == 2.0
     inverse.refresh(f.matrices())
-    assert inverse.uses == {} and inverse._explicit is None
+    assert inverse.uses == {} and inverse.explicit_gamma is None
 
 
 def test_cholesky_path_equals_the_eigen_path() -> None:

@@ -159,9 +159,9 @@ def test_lm_ratio_is_the_exact_fisher_model_of_the_step(data_dir: Path) -> None:
     problem = build_problem(run, torch.device("cpu"), torch.float64)
     optimizer = KFACRNN(problem, run.optimizer)
     batch = problem.make_sampler(seed=0).next(6)
-    h, grad, _ = optimizer._gradient_and_statistics(batch)
+    h, grad, _ = optimizer.gradient_and_statistics(batch)
     optimizer.velocity = {n: g / run.optimizer.lr * 0.3 for n, g in grad.items()}  # δ = −η u = −0.3 ∇h
-    rho = optimizer._reduction_ratio(batch, float(h), grad, StepCosts())
+    rho = optimizer.reduction_ratio(batch, float(h), grad, StepCosts())
 
     params = detached_params(problem.model)
     delta = {n: -0.3 * g for n, g in grad.items()}

@@ -208,6 +208,11 @@ class BlockDiagonalInverse(KroneckerInverse):
         return [((qg / (eg + gamma / pi)[None, :]) @ qg.T, (qa / (ea + pi * gamma)[None, :]) @ qa.T)
                 for (ea, qa), (eg, qg), pi in zip(self.A, self.G, self.pi, strict=True)]
 
+    @property
+    def explicit_gamma(self) -> float | None:
+        """The γ whose damped inverses G̃⁻¹, Ã⁻¹ are formed explicitly (its second use since the refresh), if any."""
+        return None if self._explicit is None else self._explicit[0]
+
     def _explicit_inverses(self, gamma: float) -> list[tuple[Tensor, Tensor]]:
         if self._explicit is None or self._explicit[0] != gamma:
             self._explicit = (gamma, self._damped_inverses(gamma))

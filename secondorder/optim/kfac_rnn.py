@@ -114,7 +114,9 @@ class KFACRNN(Optimizer):
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
     # ------------------------------------------------------------------ statistics and gradient
-    def _gradient_and_statistics(self, batch: Any) -> tuple[Tensor, dict[str, Tensor], int]:
+    def gradient_and_statistics(self, batch: Any) -> tuple[Tensor, dict[str, Tensor], int]:
+        """h and ∇h on the batch, with the lag-0 / lag-1 factor statistics of targets sampled from the model folded
+        into the running averages (one forward and two backward passes); returns (h, ∇h, m), m the sequences."""
         problem = self.problem
         with self.phases("gradient"):
             with self.layers.capture():
@@ -142,7 +144,7 @@ class KFACRNN(Optimizer):
         k = iteration + 1
         costs = StepCosts()
         batch = sampler.next(cfg.batch_size)
-        h, grad, m = self._gradient_and_statistics(batch)
+        h, grad, m = self.gradient_and_statistics(batch)
         costs.grad_evals += 2  # the gradient and the sampled-target backward pass share one forward pass
         stats: dict[str, float] = {"lambda": self.damping.lam, "rho": math.nan, "clip": math.nan,
                                    "psi_max": math.nan, "clipped": 0}
@@ -168,7 +170,7 @@ class KFACRNN(Optimizer):
             for name in self.names:
                 self.velocity[name].mul_(cfg.momentum).add_(direction[name], alpha=clip)
         if cfg.lambda_period is not None and k % cfg.lambda_period == 0:
-            stats["rho"] = self._reduction_ratio(batch, float(h), grad, costs)
+            stats["rho"] = self.reduction_ratio(batch, float(h), grad, costs)
             stats["lambda"] = self.damping.update(stats["rho"])
         with torch.no_grad(), self.phases("update"):
             for name, p in zip(self.names, self.params, strict=True):
@@ -178,7 +180,7 @@ class KFACRNN(Optimizer):
                      clipped=sum(inv.clipped for inv in self.inverses))
         return StepResult(float(h), costs, stats)
 
-    def _reduction_ratio(self, batch: Any, h0: float, grad: dict[str, Tensor], costs: StepCosts) -> float:
+    def reduction_ratio(self, batch: Any, h0: float, grad: dict[str, Tensor], costs: StepCosts) -> float:
         """ρ = (h(θ+δ) − h(θ)) / M(δ) for the step δ = −η u about to be taken, M(δ) = ∇hᵀδ + ½δᵀFδ + ½l₂‖δ‖²
         with the exact Fisher of h on the batch (see the module docstring); −∞ when h rose or M(δ) ≥ 0."""
         problem = self.problem
