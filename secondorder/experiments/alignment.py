@@ -262,7 +262,7 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out / "alignment.png", dpi=110)
     plt.close(fig)
-    git = git_state()
+    git = git_state(ignore=("results",))  # the reports this very command rewrites do not make the code dirty
     summary = frame[["iteration", "blockdiag_gn_vs_full_gn", "kfra_factored_vs_full_gn", "kfac_factored_vs_full_gn",
                      "kfra_exact_vs_full_gn", "kfac_exact_vs_full_gn", "cg_iters_full"]]
     wins = int((frame.kfra_factored_vs_full_gn > frame.kfac_factored_vs_full_gn).sum())

@@ -71,7 +71,7 @@ def report(context: Context, cells: list[Cell], found: dict[str, list[Run]]) -> 
     """``table.csv`` (one row per run), ``<task>_test_error.png``; the solved table for ``summary.md``."""
     frame = run_rows(cells, found)
     devices = {str(r.summary.get("provenance", {}).get("device_name")) for rs in found.values() for r in rs}
-    git = git_state()
+    git = git_state(ignore=("results",))  # the reports this very command rewrites do not make the code dirty
     lines = ["## Solved (thesis Figure 4.7)", "",
              f"Hardware: {', '.join(sorted(devices)) or '?'}. Report written at commit "
              f"{(git['git_commit'] or '?')[:10]}{' (dirty)' if git['git_dirty'] else ''} (each run's own commit and "
