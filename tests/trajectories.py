@@ -28,8 +28,8 @@ REFERENCE_THREADS = 2
 
 _COMMON = ("trainer.device=cpu", "trainer.dtype=float64", "trainer.progress=false", "trainer.log_every=1",
            "seed=3")
-_TINY_CURVES = ("dataset=curves", "dataset.n_train=256", "dataset.n_test=128", "model.encoder_dims=[784,24,6]",
-                "trainer.eval_batch_size=100")
+_TINY_CURVES = ("dataset=curves", "dataset.version=1", "dataset.n_train=256", "dataset.n_test=128",
+                "model.encoder_dims=[784,24,6]", "trainer.eval_batch_size=100")  # recorded on CURVES generator v1
 _TINY_CLASSIFIER = ("dataset=mnist_5k_class", "model.dims=[784,20,10]")
 _TINY_LM = ("dataset=ptb_char", "dataset.bptt=12", "dataset.batch_size=6", "optimizer.batch_size=6",
             "dataset.eval_train_tokens=600", "dataset.eval_tokens=600", "model.hidden_dim=12",

@@ -16,9 +16,31 @@ Generator (deterministic given ``seed``; train and test come from independent st
 2. Pass a smooth curve through them: the quadratic c(t) = Σₖ ℓₖ(t) Pₖ, t ∈ [0, 1], whose Lagrange basis
    ℓₖ interpolates P₀ at t = 0, P₁ at t = t₁ and P₂ at t = 1, where t₁ = |P₁−P₀| / (|P₁−P₀| + |P₂−P₁|)
    (chord-length parametrisation), clamped to [0.2, 0.8] to keep the curve bounded when points coincide.
-3. Render an anti-aliased stroke: with d the distance from a pixel centre to the curve (to the nearest of
-   ``samples`` points along it), intensity = clip(w/2 + ½ − d, 0, 1) for stroke width w — the usual
-   one-pixel linear coverage ramp. Pixels are in [0, 1], with exact zeros off the stroke.
+3. Ink it, with d the distance from a pixel centre to the curve (to the nearest of ``samples`` points on it):
+
+   * **version 2** (the default): a Gaussian pen, intensity = ink · exp(−d² / 2σ²), σ = ``pen_sigma`` = 1.5 px,
+     ink = 0.62, points drawn with margin 3 px;
+   * **version 1** (the first re-creation, for runs made with it): a thin anti-aliased stroke,
+     intensity = clip(w/2 + ½ − d, 0, 1), w = ``stroke_width`` = 1.5 px, margin 2 px.
+
+How version 2 was chosen (``scripts/curves_statistics.py``; probes of Adam, 2 000 updates, on 2 000 / 2 000
+images of each candidate). The original's one known statistic is the error of the best constant output (the mean
+image; every optimiser's first plateau): 16.9 on the training set and 17.0 on the test set of digs3pts_1.mat
+(Martens' released K-FAC code's CURVES log). Version 1 gives 26.1 / 26.0, and its thin strokes generalise badly
+(Adam: training error 15.7 vs test 19.1 after 2 000 updates, still 60 % of the plateau; K-FAC overfits it). The
+mean-image error scales with ink², so for each pen width and margin the peak ink was set to hit 16.9:
+
+    margin  σ     ink    train / test after 2 000 Adam updates   (÷ plateau)
+    2       1.0   0.682  7.81 / 9.12                              0.46
+    4       1.0   0.765  6.36 / 7.64                              0.38
+    6       1.3   0.816  3.91 / 4.52                              0.23
+    3       1.5   0.62   5.00 / 5.77                              0.30
+
+Wider, softer pens generalise better (test ÷ train 1.15–1.16 for σ ≥ 1.3 against 1.20–1.22 for σ ≤ 1 and v1);
+of the two, margin 3 keeps the curves spanning the frame as in H&S's figures, where margin 6 shrinks them to its
+centre. With 20 000 / 10 000 images version 2 gives 16.91 / 16.85 (v1: 26.07 / 26.00). What cannot be known without
+the original file: its pen profile, peak intensity and point distribution — only their joint effect on the
+mean-image error is matched.
 """
 
 from __future__ import annotations
@@ -31,10 +53,15 @@ import torch
 from secondorder.data.cache import cache_key, cached_tensors
 from secondorder.data.matfile import as_rows, load_mat_variables
 from secondorder.data.splits import DataSplits
-from secondorder.validation import Check, in_range, one_of, positive
+from secondorder.validation import Check, one_of, positive
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # the default; version 1 (the first re-creation) stays selectable for its old runs
 ORIGINAL_URL = "http://www.cs.toronto.edu/~jmartens/digs3pts_1.mat"
+# Each version's rendering defaults (see the module docstring for how version 2's were chosen).
+VERSION_DEFAULTS: dict[int, dict[str, float]] = {
+    1: {"margin": 2.0},
+    2: {"margin": 3.0, "pen_sigma": 1.5, "ink": 0.62},
+}
 
 
 @dataclass
@@ -45,8 +72,11 @@ class CurvesConfig:
     n_train: int = 20000
     n_test: int = 10000
     image_size: int = 28
-    margin: float = 2.0
-    stroke_width: float = 1.5
+    version: int = GENERATOR_VERSION
+    margin: float | None = None  # None: the version's own (VERSION_DEFAULTS)
+    stroke_width: float = 1.5    # version 1: width of the linear-ramp stroke, pixels
+    pen_sigma: float | None = None  # version 2: standard deviation of the Gaussian pen, pixels (None: default)
+    ink: float | None = None        # version 2: the pen's peak intensity (None: default)
     samples: int = 128
     cache: bool = True
     loss: str = "sigmoid_bce"
@@ -56,7 +86,11 @@ class CurvesConfig:
     def check(self) -> list[Check]:
         return [
             *positive(self, "n_train", "n_test", "image_size", "stroke_width", "samples", "batch_size"),
-            in_range(self, "margin", 0.0, self.image_size / 2),
+            *positive(self, "pen_sigma", allow_none=True),
+            ("ink", self.ink is None or 0 < self.ink <= 1, "must lie in (0, 1]"),
+            ("version", self.version in VERSION_DEFAULTS, f"must be one of {sorted(VERSION_DEFAULTS)}"),
+            ("margin", self.margin is None or 0 <= self.margin < self.image_size / 2,
+             f"must lie in [0, {self.image_size / 2}) or be null"),
             one_of(self, "loss", ["sigmoid_bce", "squared_error"]),
             one_of(self, "metric", ["reconstruction_sse"]),
         ]
@@ -85,7 +119,21 @@ def curve_points(points: torch.Tensor, samples: int) -> torch.Tensor:
 
 
 def render_strokes(curves: torch.Tensor, image_size: int, stroke_width: float, chunk: int = 500) -> torch.Tensor:
-    """Rasterise sampled curves (n, S, 2) into (n, image_size²) intensities in [0, 1], row-major."""
+    """Rasterise sampled curves (n, S, 2) into (n, image_size²) intensities in [0, 1], row-major, with the
+    version-1 stroke: a one-pixel linear coverage ramp, clip(w/2 + ½ − d, 0, 1) for stroke width w."""
+    return (stroke_width / 2 + 0.5 - curve_distances(curves, image_size, chunk)).clamp(0.0, 1.0)
+
+
+def render_gaussian_pen(curves: torch.Tensor, image_size: int, sigma: float, ink: float,
+                        chunk: int = 500) -> torch.Tensor:
+    """Rasterise sampled curves (n, S, 2) with a Gaussian pen: intensity ink · exp(−d² / 2σ²), d the distance from
+    the pixel centre to the curve; (n, image_size²) in [0, ink], row-major."""
+    distance = curve_distances(curves, image_size, chunk)
+    return ink * torch.exp(-distance.square() / (2.0 * sigma**2))
+
+
+def curve_distances(curves: torch.Tensor, image_size: int, chunk: int = 500) -> torch.Tensor:
+    """Distance from every pixel centre to the nearest sampled point of each curve, (n, image_size²)."""
     coords = torch.arange(image_size, dtype=curves.dtype)
     rows, cols = torch.meshgrid(coords, coords, indexing="ij")
     pixels = torch.stack([cols.reshape(-1), rows.reshape(-1)], dim=-1)  # (P, 2) as (x, y)
@@ -93,30 +141,42 @@ def render_strokes(curves: torch.Tensor, image_size: int, stroke_width: float, c
     for start in range(0, curves.shape[0], chunk):
         block = curves[start : start + chunk]
         # Direct (not matrix-multiply) distances: exact elementwise arithmetic, identical on every machine.
-        distance = torch.cdist(
-            pixels[None].expand(block.shape[0], -1, -1), block, compute_mode="donot_use_mm_for_euclid_dist"
-        ).amin(dim=-1)
-        out.append((stroke_width / 2 + 0.5 - distance).clamp(0.0, 1.0))
+        out.append(torch.cdist(pixels[None].expand(block.shape[0], -1, -1), block,
+                               compute_mode="donot_use_mm_for_euclid_dist").amin(dim=-1))
     return torch.cat(out)
+
+
+def rendering(cfg: CurvesConfig) -> dict[str, float]:
+    """The rendering parameters in force: the config's, the version's defaults where the config leaves them null."""
+    defaults = VERSION_DEFAULTS[cfg.version]
+    chosen = {"margin": cfg.margin if cfg.margin is not None else defaults["margin"]}
+    if cfg.version == 1:
+        chosen["stroke_width"] = cfg.stroke_width
+    else:
+        chosen["pen_sigma"] = cfg.pen_sigma if cfg.pen_sigma is not None else defaults["pen_sigma"]
+        chosen["ink"] = cfg.ink if cfg.ink is not None else defaults["ink"]
+    return chosen
 
 
 def generate_curves(n: int, seed: int, cfg: CurvesConfig) -> torch.Tensor:
     """``n`` generated CURVES images, (n, image_size²) float32 in [0, 1]; deterministic in ``seed``."""
+    chosen = rendering(cfg)
     generator = torch.Generator().manual_seed(seed)
-    low, high = cfg.margin, cfg.image_size - 1 - cfg.margin
+    low, high = chosen["margin"], cfg.image_size - 1 - chosen["margin"]
     points = low + (high - low) * torch.rand(n, 3, 2, generator=generator, dtype=torch.float64)
-    images = render_strokes(curve_points(points, cfg.samples), cfg.image_size, cfg.stroke_width)
+    curves = curve_points(points, cfg.samples)
+    if cfg.version == 1:
+        images = render_strokes(curves, cfg.image_size, chosen["stroke_width"])
+    else:
+        images = render_gaussian_pen(curves, cfg.image_size, chosen["pen_sigma"], chosen["ink"])
     return images.to(torch.float32)
 
 
 def load_curves(cfg: CurvesConfig, data_dir: Path) -> DataSplits:
     if cfg.path is not None:
         return _load_original(Path(cfg.path).expanduser())
-    params = {
-        "version": GENERATOR_VERSION, "seed": cfg.seed, "n_train": cfg.n_train, "n_test": cfg.n_test,
-        "image_size": cfg.image_size, "margin": cfg.margin, "stroke_width": cfg.stroke_width,
-        "samples": cfg.samples,
-    }
+    params = {"version": cfg.version, "seed": cfg.seed, "n_train": cfg.n_train, "n_test": cfg.n_test,
+              "image_size": cfg.image_size, "samples": cfg.samples, **rendering(cfg)}
     cache_file = data_dir / "curves" / f"generated-{cache_key(params)}.pt"
 
     def make() -> dict[str, torch.Tensor]:
@@ -131,8 +191,8 @@ def load_curves(cfg: CurvesConfig, data_dir: Path) -> DataSplits:
     return DataSplits(
         name="curves",
         train_inputs=train, train_targets=train, test_inputs=test, test_targets=test,
-        source=f"generated (secondorder CURVES generator v{GENERATOR_VERSION}, seed {cfg.seed})",
-        label="CURVES re-creation (generated here; not H&S's digs3pts_1.mat)",
+        source=f"generated (secondorder CURVES generator v{cfg.version}, seed {cfg.seed})",
+        label=f"CURVES re-creation v{cfg.version} (generated here; not H&S's digs3pts_1.mat)",
         stand_in=True,
     )
 
