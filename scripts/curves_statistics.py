@@ -11,18 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from secondorder.data.curves import CurvesConfig, generate_curves, rendering
+from secondorder.data.curves import CurvesConfig, generate_curves, mean_image_errors, rendering
 
 ORIGINAL = {"train": 16.9, "test": 17.0}  # digs3pts_1.mat: the mean-image error during K-FAC's early plateau
-
-
-def mean_image_errors(train: torch.Tensor, test: torch.Tensor) -> dict[str, float]:
-    """(1/N) Σ_n ‖x_n − x̄‖² with x̄ the mean training image, on each split (float64)."""
-    mean = train.double().mean(dim=0)
-    return {split: float((x.double() - mean).square().sum(dim=1).mean())
-            for split, x in (("train", train), ("test", test))}
 
 
 def statistics(cfg: CurvesConfig) -> dict[str, float]:

@@ -14,6 +14,7 @@ from secondorder.data.curves import (
     CurvesConfig,
     curve_points,
     generate_curves,
+    mean_image_errors,
     render_gaussian_pen,
     render_strokes,
     rendering,
@@ -33,10 +34,9 @@ def test_generator_is_deterministic_and_seeded() -> None:
     assert not torch.equal(a, c)
 
 
-def mean_image_errors(n_train: int, n_test: int, cfg: CurvesConfig) -> tuple[float, float]:
-    train, test = generate_curves(n_train, 0, cfg).double(), generate_curves(n_test, 1, cfg).double()
-    mean = train.mean(dim=0)
-    return float((train - mean).square().sum(1).mean()), float((test - mean).square().sum(1).mean())
+def errors_of(n_train: int, n_test: int, cfg: CurvesConfig) -> tuple[float, float]:
+    errors = mean_image_errors(generate_curves(n_train, 0, cfg), generate_curves(n_test, 1, cfg))
+    return errors["train"], errors["test"]
 
 
 def test_version_2_matches_the_originals_mean_image_error_and_pins_its_statistics() -> None:
@@ -44,7 +44,7 @@ def test_version_2_matches_the_originals_mean_image_error_and_pins_its_statistic
     Pinned on 2 000 / 1 000 images (the full 20 000 / 10 000 give 16.91 / 16.85: scripts/curves_statistics.py)."""
     cfg = CurvesConfig()
     assert cfg.version == 2 and rendering(cfg) == {"margin": 3.0, "pen_sigma": 1.5, "ink": 0.62}
-    train_error, test_error = mean_image_errors(2000, 1000, cfg)
+    train_error, test_error = errors_of(2000, 1000, cfg)
     assert abs(train_error - 16.9) <= 1.69 and abs(test_error - 17.0) <= 1.70
     assert train_error == pytest.approx(16.91, abs=0.3) and test_error == pytest.approx(16.85, abs=0.4)
     images = generate_curves(2000, 0, cfg)
@@ -55,7 +55,7 @@ def test_version_2_matches_the_originals_mean_image_error_and_pins_its_statistic
 def test_version_1_stays_selectable_and_unchanged() -> None:
     cfg = CurvesConfig(version=1)
     assert rendering(cfg) == {"margin": 2.0, "stroke_width": 1.5}
-    train_error, test_error = mean_image_errors(2000, 1000, cfg)
+    train_error, test_error = errors_of(2000, 1000, cfg)
     assert train_error == pytest.approx(26.07, abs=0.5) and test_error == pytest.approx(26.0, abs=0.6)
     assert not torch.equal(generate_curves(5, 0, cfg), generate_curves(5, 0, CurvesConfig()))
 

@@ -172,6 +172,14 @@ def generate_curves(n: int, seed: int, cfg: CurvesConfig) -> torch.Tensor:
     return images.to(torch.float32)
 
 
+def mean_image_errors(train: torch.Tensor, test: torch.Tensor) -> dict[str, float]:
+    """The error of the best constant output, the mean training image x̄: (1/N) Σ_n ‖x_n − x̄‖² on each split
+    (float64) — every optimiser's first plateau, and the statistic version 2 is calibrated to."""
+    mean = train.double().mean(dim=0)
+    return {split: float((x.double() - mean).square().sum(dim=1).mean())
+            for split, x in (("train", train), ("test", test))}
+
+
 def load_curves(cfg: CurvesConfig, data_dir: Path) -> DataSplits:
     if cfg.path is not None:
         return _load_original(Path(cfg.path).expanduser())
