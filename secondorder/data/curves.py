@@ -55,13 +55,17 @@ from secondorder.data.matfile import as_rows, load_mat_variables
 from secondorder.data.splits import DataSplits
 from secondorder.validation import Check, one_of, positive
 
-GENERATOR_VERSION = 2  # the default; version 1 (the first re-creation) stays selectable for its old runs
+GENERATOR_VERSION = 3  # the default; versions 1 and 2 stay selectable for the runs made with them
 ORIGINAL_URL = "http://www.cs.toronto.edu/~jmartens/digs3pts_1.mat"
 # Each version's rendering defaults (see the module docstring for how version 2's were chosen).
 VERSION_DEFAULTS: dict[int, dict[str, float]] = {
     1: {"margin": 2.0},
     2: {"margin": 3.0, "pen_sigma": 1.5, "ink": 0.62},
+    3: {"margin": 3.0, "pen_sigma": 2.5, "ink": 0.602},
 }
+# The curve each version passes through its three points: the interpolating quadratic (v1, v2) or the quadratic
+# Bézier curve with the points as its control polygon (v3).
+CURVE_FAMILY: dict[int, str] = {1: "interpolating", 2: "interpolating", 3: "bezier"}
 
 
 @dataclass
@@ -75,8 +79,8 @@ class CurvesConfig:
     version: int = GENERATOR_VERSION
     margin: float | None = None  # None: the version's own (VERSION_DEFAULTS)
     stroke_width: float = 1.5    # version 1: width of the linear-ramp stroke, pixels
-    pen_sigma: float | None = None  # version 2: standard deviation of the Gaussian pen, pixels (None: default)
-    ink: float | None = None        # version 2: the pen's peak intensity (None: default)
+    pen_sigma: float | None = None  # versions 2, 3: standard deviation of the Gaussian pen, pixels (None: default)
+    ink: float | None = None        # versions 2, 3: the pen's peak intensity (None: default)
     samples: int = 128
     cache: bool = True
     loss: str = "sigmoid_bce"
@@ -116,6 +120,24 @@ def curve_points(points: torch.Tensor, samples: int) -> torch.Tensor:
     l1 = t * (t - 1.0) / (t1 * (t1 - 1.0))
     l2 = t * (t - t1) / (1.0 - t1)
     return l0[..., None] * p0[:, None] + l1[..., None] * p1[:, None] + l2[..., None] * p2[:, None]
+
+
+def bezier_points(points: torch.Tensor, samples: int) -> torch.Tensor:
+    """Sample the quadratic Bézier curve b(t) = (1−t)² P₀ + 2t(1−t) P₁ + t² P₂, t ∈ [0, 1], of each triple.
+
+    It starts at P₀, ends at P₂ and is pulled towards P₁ without passing through it, so it stays inside the
+    triangle P₀P₁P₂: no overshoot when P₁ lies beyond an end point, and the image changes smoothly with the points.
+
+    Args:
+        points: (n, 3, 2) control points P₀, P₁, P₂.
+        samples: number of parameter values t, evenly spaced in [0, 1].
+
+    Returns:
+        (n, samples, 2) points on the curves.
+    """
+    t = torch.linspace(0.0, 1.0, samples, dtype=points.dtype)[None, :, None]
+    p0, p1, p2 = (p[:, None] for p in points.unbind(dim=1))
+    return (1.0 - t).square() * p0 + 2.0 * t * (1.0 - t) * p1 + t.square() * p2
 
 
 def render_strokes(curves: torch.Tensor, image_size: int, stroke_width: float, chunk: int = 500) -> torch.Tensor:
@@ -164,7 +186,8 @@ def generate_curves(n: int, seed: int, cfg: CurvesConfig) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     low, high = chosen["margin"], cfg.image_size - 1 - chosen["margin"]
     points = low + (high - low) * torch.rand(n, 3, 2, generator=generator, dtype=torch.float64)
-    curves = curve_points(points, cfg.samples)
+    trace = bezier_points if CURVE_FAMILY[cfg.version] == "bezier" else curve_points
+    curves = trace(points, cfg.samples)
     if cfg.version == 1:
         images = render_strokes(curves, cfg.image_size, chosen["stroke_width"])
     else:
