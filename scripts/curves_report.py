@@ -1,6 +1,6 @@
-"""``python scripts/curves_v2_report.py RUN_DIR [--out results/curves-v2]``: the K-FAC run on the CURVES re-creation
-v2 (``train experiment=kfac_curves``, thesis §6.13 settings, 1 000 iterations) against the generalisation criteria
-of the issue "Stand-in data that behave like the originals":
+"""``python scripts/curves_report.py RUN_DIR [--out DIR] [--notes FILE]``: the K-FAC run on a CURVES re-creation
+(``train experiment=kfac_curves``, thesis §6.13 settings, 1 000 iterations) against the generalisation criteria of
+the issue "Stand-in data that behave like the originals":
 
 * after the run, test error ≤ 2 × training error + 0.1 (the thesis: CURVES does not overfit, §4.12; Martens' K-FAC
   log on the original: test − train ≈ 0.05–0.12 through iteration 1000);
@@ -8,7 +8,8 @@ of the issue "Stand-in data that behave like the originals":
 * the training error falls far below the mean-image plateau (16.9 on the original; it falls by two orders of
   magnitude there) — recorded, not judged.
 
-Writes ``README.md`` (the numbers against the criteria, with the run's commit, config and hardware),
+Writes ``README.md`` (the numbers against the criteria, with the run's commit, config and hardware, then the text
+of ``--notes``: the analysis, written by hand),
 ``error_vs_iteration.png`` (train and test error, a marker at every evaluation) and the run's record (config,
 summary, metrics). A run still in progress is reported as such, at the iteration it has reached.
 """
@@ -25,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+from omegaconf import OmegaConf
 
 PLATEAU = 16.9  # the original's mean-image error (training set)
 
@@ -61,7 +63,14 @@ def plot(evaluations: pd.DataFrame, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def report(run_dir: Path, out: Path) -> str:
+def generator_version(run_dir: Path) -> int:
+    """The CURVES generator version the run used (its config's ``dataset.version``)."""
+    config = OmegaConf.load(run_dir / "config.yaml")
+    return int(config.dataset.version)
+
+
+def report(run_dir: Path, out: Path, notes: str = "") -> str:
+    version = generator_version(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics = pd.read_csv(run_dir / "metrics.csv")
     evaluations = metrics.dropna(subset=["train_error", "test_error"])
@@ -69,7 +78,7 @@ def report(run_dir: Path, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     status = summary.get("status", "?")
     prov = summary.get("provenance", {})
-    plot(evaluations, f"K-FAC on CURVES v2 (experiment=kfac_curves), {status} at iteration {c['iteration']}",
+    plot(evaluations, f"K-FAC on CURVES v{version} (experiment=kfac_curves), {status} at iteration {c['iteration']}",
          out / "error_vs_iteration.png")
     record = out / "run"
     record.mkdir(exist_ok=True)
@@ -77,7 +86,7 @@ def report(run_dir: Path, out: Path) -> str:
         shutil.copy2(run_dir / name, record / name)
     verdict = {True: "met", False: "not met"}
     lines = [
-        "# CURVES re-creation v2: does K-FAC generalise on it?", "",
+        f"# CURVES re-creation v{version}: does K-FAC generalise on it?", "",
         f"Run: `train experiment=kfac_curves` (thesis §6.13 settings), status **{status}** at iteration "
         f"{c['iteration']} of 1000; data: {summary.get('data', {}).get('label', '?')}; hardware: "
         f"{prov.get('device_name', '?')}; torch {prov.get('torch', '?')}; commit "
@@ -91,8 +100,9 @@ def report(run_dir: Path, out: Path) -> str:
         f"| training error falls far below the plateau (16.9) | plateau ÷ train = {c['train_fall']:.3g} "
         "(the original: about 100) | recorded |", "",
         "Plot: `error_vs_iteration.png` (a marker at every evaluation). The run's config, summary and metrics: "
-        "`run/`. Made by `python scripts/curves_v2_report.py RUN_DIR`.", ""]
-    text = "\n".join(lines)
+        f"`run/`. Made by `python scripts/curves_report.py RUN_DIR --out {out}"
+        f"{' --notes NOTES' if notes else ''}`.", ""]
+    text = "\n".join(lines) + (f"\n{notes.strip()}\n" if notes else "")
     (out / "README.md").write_text(text)
     return text
 
@@ -100,9 +110,11 @@ def report(run_dir: Path, out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("results/curves-v2"))
+    parser.add_argument("--out", type=Path, help="default: results/curves-v<version>")
+    parser.add_argument("--notes", type=Path, help="a Markdown file appended to the README: the analysis")
     args = parser.parse_args()
-    print(report(args.run_dir, args.out))
+    out = args.out or Path(f"results/curves-v{generator_version(args.run_dir)}")
+    print(report(args.run_dir, out, args.notes.read_text() if args.notes else ""))
 
 
 if __name__ == "__main__":
