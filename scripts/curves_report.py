@@ -69,7 +69,7 @@ def generator_version(run_dir: Path) -> int:
     return int(config.dataset.version)
 
 
-def report(run_dir: Path, out: Path, notes: str = "") -> str:
+def report(run_dir: Path, out: Path, notes: Path | None = None) -> str:
     version = generator_version(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics = pd.read_csv(run_dir / "metrics.csv")
@@ -101,8 +101,8 @@ def report(run_dir: Path, out: Path, notes: str = "") -> str:
         "(the original: about 100) | recorded |", "",
         "Plot: `error_vs_iteration.png` (a marker at every evaluation). The run's config, summary and metrics: "
         f"`run/`. Made by `python scripts/curves_report.py RUN_DIR --out {out}"
-        f"{' --notes NOTES' if notes else ''}`.", ""]
-    text = "\n".join(lines) + (f"\n{notes.strip()}\n" if notes else "")
+        f"{f' --notes {notes}' if notes else ''}`.", ""]
+    text = "\n".join(lines) + (f"\n{notes.read_text().strip()}\n" if notes else "")
     (out / "README.md").write_text(text)
     return text
 
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--notes", type=Path, help="a Markdown file appended to the README: the analysis")
     args = parser.parse_args()
     out = args.out or Path(f"results/curves-v{generator_version(args.run_dir)}")
-    print(report(args.run_dir, out, args.notes.read_text() if args.notes else ""))
+    print(report(args.run_dir, out, args.notes))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def test_the_report_names_the_runs_generator_version_and_appends_the_notes(tmp_p
     (run / "config.yaml").write_text("dataset:\n  name: curves\n  version: 3\n")
     (run / "summary.json").write_text('{"status": "completed", "data": {"label": "CURVES re-creation v3"}}')
     table([16.9, 4.0, 1.0, 0.2], [17.0, 4.1, 1.1, 0.3]).to_csv(run / "metrics.csv", index=False)
-    text = curves_report.report(run, tmp_path / "out", notes="**Verdict: generalises.**")
+    (tmp_path / "notes.md").write_text("**Verdict: generalises.**\n")
+    text = curves_report.report(run, tmp_path / "out", notes=tmp_path / "notes.md")
     assert text.startswith("# CURVES re-creation v3") and text.rstrip().endswith("**Verdict: generalises.**")
     assert "| test ≤ 2 × train + 0.1 at the last evaluation | test 0.3, bound 0.5 (train 0.2) | met |" in text
     assert (tmp_path / "out" / "error_vs_iteration.png").stat().st_size > 0
