@@ -52,7 +52,7 @@ def test_outputs_put_thesis_and_ours_side_by_side(tmp_path: Path) -> None:
     written = write_report(context, cell_list, table_4_3.report)
     out = context.out
     table = (out / "table.md").read_text()
-    assert "| CURVES | thesis 0.74, 0.82 · ours 20, 21 | thesis 0.11, 0.2 · ours 12.5, 13.2 |" in table
+    assert "| CURVES | thesis 0.74, 0.82 · ours 20.0, 21.0 | thesis 0.11, 0.20 · ours 12.5, 13.2 |" in table
     assert "(interrupted)" in table and "(missing)" in table
     assert "REDUCED BUDGET" in table and "commit abcdef1234" in table and "cpu (test)" in table
     frame = pd.read_csv(out / "table.csv")
@@ -69,7 +69,7 @@ def test_table_reports_the_median_over_seeds(tmp_path: Path) -> None:
         fake_run(tmp_path / f"seed{seed}", train, train + 1)
         runs.setdefault(("curves", "rand_hf"), []).extend(find_runs([tmp_path / f"seed{seed}"]))
     table, frame = table_4_3.build_table(runs, "full", reduced=False)
-    assert "ours 2, 3 (median of 3)" in table
+    assert "ours 2.00, 3.00 (median of 3)" in table
     row = frame.set_index(["row", "column"]).loc[("curves", "rand_hf")]
     assert (row["seeds"], row["ours_train"], row["ours_train_min"], row["ours_train_max"]) == (3, 2.0, 1.0, 3.0)
 
@@ -97,3 +97,21 @@ def test_report_groups_seeds_with_mean_and_band(tmp_path: Path) -> None:
         assert (tmp_path / "out" / name).stat().st_size > 0
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "| hf | 2 |" in text and "| adam | 1 |" in text
+
+
+def test_a_cell_reports_train_and_test_of_one_evaluation_the_lowest_test(tmp_path: Path) -> None:
+    """Best train (3.0, last) and best test (6.0, middle) come from different evaluations; the cell reports the
+    middle one whole, as the thesis reports its stopping point."""
+    fake_run(tmp_path / "run", 3.0, 8.0)
+    pd.DataFrame({"iteration": [0, 5, 10], "wall_time_s": [0.0, 1.0, 2.0], "grad_evals": [0, 5, 10],
+                  "train_error": [200.0, 5.0, 3.0], "test_error": [201.0, 6.0, 8.0]}).to_csv(
+        tmp_path / "run" / "metrics.csv", index=False)
+    table, frame = table_4_3.build_table({("curves", "rand_hf"): find_runs([tmp_path / "run"])}, "full", False)
+    assert "ours 5.00, 6.00 |" in table
+    row = frame.set_index(["row", "column"]).loc[("curves", "rand_hf")]
+    assert (row["ours_train"], row["ours_test"], row["reported_iteration"]) == (5.0, 6.0, 5)
+
+
+def test_numbers_print_as_the_thesis_prints_them() -> None:
+    printed = [table_4_3._fmt(v) for v in (0.1, 0.74, 2.31, 55.4, 139.0, 124.4, 0.0636, None, float("nan"))]
+    assert printed == ["0.10", "0.74", "2.31", "55.4", "139", "124", "0.064", "—", "—"]
