@@ -115,3 +115,11 @@ def test_a_cell_reports_train_and_test_of_one_evaluation_the_lowest_test(tmp_pat
 def test_numbers_print_as_the_thesis_prints_them() -> None:
     printed = [table_4_3._fmt(v) for v in (0.1, 0.74, 2.31, 55.4, 139.0, 124.4, 0.0636, None, float("nan"))]
     assert printed == ["0.10", "0.74", "2.31", "55.4", "139", "124", "0.064", "—", "—"]
+
+
+def test_the_table_says_how_many_epochs_pt_ncg_ran(tmp_path: Path) -> None:
+    fake_run(tmp_path / "ncg", 1.0, 2.0)
+    summary = json.loads((tmp_path / "ncg" / "summary.json").read_text())
+    (tmp_path / "ncg" / "summary.json").write_text(json.dumps({**summary, "epochs": 200.0}))
+    table, _ = table_4_3.build_table({("curves", "pt_ncg"): find_runs([tmp_path / "ncg"])}, "full", False)
+    assert "PT+NCG fine-tuning epochs run: curves 200. H&S ran 200" in table and "many more epochs" in table

@@ -109,7 +109,18 @@ def build_table(runs: dict[tuple[str, str], list[Run]], profile: str, reduced: b
         f"Thesis note: {ref['note']}",
         "",
     ]
-    return "\n".join(intro + lines) + "\n", frame
+    return "\n".join(intro + lines + ["", ncg_epochs_note(runs)]) + "\n", frame
+
+
+def ncg_epochs_note(runs: dict[tuple[str, str], list[Run]]) -> str:
+    """Which PT+NCG run length the table used: H&S ran 200 epochs of fine-tuning (the experiment files' default);
+    the thesis's own PT+NCG column comes from runs of "many more epochs" (§4.12), a number it does not give."""
+    epochs = {row: max(float(r.summary.get("epochs") or 0.0) for r in found)
+              for (row, column), found in runs.items() if column == "pt_ncg" and found}
+    used = ", ".join(f"{row} {value:.0f}" for row, value in epochs.items()) or "none run"
+    return ("PT+NCG fine-tuning epochs run: " + used + ". H&S ran 200 (the experiment files' default); the thesis's "
+            "PT+NCG column comes from runs of \"many more epochs\" (§4.12, number not given): select a longer run "
+            "with `trainer.max_epochs=`.")
 
 
 def report(context: Context, cells: list[Cell], found: dict[str, list[Run]]) -> list[str]:
