@@ -201,3 +201,32 @@ def test_cg_running_ahead_between_synchronisations_returns_the_same_result(sync_
         assert reference.products <= ahead.products <= reference.products + sync_every - 1
     assert {pcg(op, rhs, torch.zeros_like(rhs), **o).reason for op, rhs, o in cases} == {
         "progress", "max_iters", "negative_curvature", "converged"}
+
+
+def test_hf_uses_a_complete_finite_set_for_the_curvature_too() -> None:
+    """Thesis §4.13: the 5-bit memorisation problem has only 32 distinct sequences, so all are used for both the
+    gradient and the curvature — no 1-in-10 curvature part of them; fresh batches still get split."""
+    from types import SimpleNamespace
+
+    from secondorder.data.pathological import make_task
+    from secondorder.optim.hf import HessianFree
+    from secondorder.problems.sequence_task import SequenceTaskProblem
+
+    task = make_task("memorization_5bit", 8)
+    whole = task.whole_set()
+    stub = SimpleNamespace(cfg=SimpleNamespace(curvature_chunks=10, chunk_seed=0), partition=None,
+                           problem=SimpleNamespace(subset=SequenceTaskProblem.subset))
+    stub.problem.subset = lambda batch, index: SequenceTaskProblem.subset(None, batch, index)
+    assert HessianFree._curvature_batch(stub, whole, 3, len(whole)) is whole
+    fresh = task.generate(100, torch.Generator().manual_seed(0))
+    assert len(HessianFree._curvature_batch(stub, fresh, 3, len(fresh))) == 10
+
+
+def test_hf_on_5bit_memorisation_trains_on_the_32_sequences(train, tmp_path: Path) -> None:
+    code, err = train("optimizer=hf", "dataset=pathological", "dataset.task=memorization_5bit", "dataset.T=6",
+                      "dataset.n_test=64", "optimizer.gradient_batch=10000", "optimizer.curvature_chunks=10",
+                      "model.hidden_dim=8", "trainer.max_steps=2", "trainer.device=cpu", "trainer.progress=false",
+                      run_dir=tmp_path / "mem", tiny=False)
+    assert code == 0, err
+    metrics, _ = read_run(tmp_path / "mem")
+    assert metrics.examples_seen.dropna().max() == 2 * 32  # the whole set at each of the two iterations

@@ -456,3 +456,17 @@ def test_generate_validates_arguments() -> None:
     with pytest.raises(ValueError):
         task.generate(-1, torch.Generator())
 
+
+
+def test_only_5bit_memorisation_has_a_whole_set_and_the_sampler_hands_it_out() -> None:
+    """Thesis §4.13: the 32 sequences of 5-bit memorisation are used in full; a batch of at least 32 is that set."""
+    from secondorder.problems.samplers import TaskSampler
+
+    task = make_task("memorization_5bit", 8)
+    whole = task.whole_set()
+    assert whole is not None and whole.complete and len(whole) == 32
+    assert make_task("memorization_20bit", 12).whole_set() is None and make_task("addition", 12).whole_set() is None
+    sampler = TaskSampler(task.generate, 0, torch.device("cpu"), torch.float32, nominal_size=100, whole=whole)
+    big, small = sampler.next(10000), sampler.next(16)
+    assert big.complete and len(big) == 32 and torch.equal(big.inputs, whole.inputs.float())
+    assert not small.complete and len(small) == 16 and sampler.examples_seen == 48

@@ -160,6 +160,11 @@ class SequenceTask:
             raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
         return self._generate(int(n), generator)
 
+    def whole_set(self) -> SequenceBatch | None:
+        """The task's every distinct sequence, once each, when there are few enough to train on all of them
+        (``complete`` batch); ``None`` for the tasks with practically unlimited data (the default)."""
+        return None
+
     def success_mask(self, batch: SequenceBatch) -> Tensor:
         """``(B, T_total)`` bool: the steps that decide whether a sequence is correct (default: ``mask``)."""
         return batch.mask
@@ -465,6 +470,9 @@ class RandomPermutationTask(SequenceTask):
 # noiseless memorization
 
 
+WHOLE_SET_MAX = 1024  # a task with at most this many distinct sequences trains on all of them (5-bit: 32)
+
+
 @dataclass(frozen=True)
 class MemorizationTask(SequenceTask):
     """Noiseless memorization (thesis §4.13; 5-bit: m = 5 binary symbols, 20-bit: m = 10 symbols of 5 values).
@@ -515,6 +523,15 @@ class MemorizationTask(SequenceTask):
 
     def _generate(self, n: int, generator: torch.Generator) -> SequenceBatch:
         return self._build(_randint(0, self.alphabet - 1, (n, self.n_symbols), generator))
+
+    def whole_set(self) -> SequenceBatch | None:
+        """All 32 sequences of the 5-bit problem (thesis §4.13: "only 32 distinct sequences", so all are used
+        for the gradient and the curvature); ``None`` for the 20-bit one (5¹⁰ sequences)."""
+        if self.n_distinct > WHOLE_SET_MAX:
+            return None
+        batch = self.all_sequences()
+        batch.complete = True
+        return batch
 
     def all_sequences(self, max_sequences: int = 1 << 16) -> SequenceBatch:
         """Every distinct sequence once, in lexicographic order of the data (first symbol most significant)."""

@@ -20,7 +20,9 @@ class SequenceBatch:
     (B, T, d_out) float. ``mask``: (B, T) bool — the steps whose outputs count in the loss and the error.
     ``state``: the recurrent state to start from (truncated BPTT carries it across consecutive windows);
     ``None`` means zeros. ``final_state``: set by the problem's forward pass at the model's own parameters —
-    the state the next window starts from (detached).
+    the state the next window starts from (detached). ``complete``: the batch is a task's whole, finite set of
+    distinct sequences, each once (5-bit memorisation's 32; thesis §4.13 uses all of them for the gradient and
+    for the curvature alike).
     """
 
     inputs: Tensor
@@ -28,6 +30,7 @@ class SequenceBatch:
     mask: Tensor
     state: Any = None
     final_state: Any = None
+    complete: bool = False
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -38,7 +41,8 @@ class SequenceBatch:
         def move(t: Tensor) -> Tensor:
             return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else t.dtype)
 
-        return SequenceBatch(move(self.inputs), move(self.targets), self.mask.to(device), self.state)
+        return SequenceBatch(move(self.inputs), move(self.targets), self.mask.to(device), self.state,
+                             complete=self.complete)
 
 
 @dataclass

@@ -136,8 +136,10 @@ class HessianFree(Optimizer):
         return float(value)
 
     def _curvature_batch(self, batch: Any, iteration: int, cases: int) -> Any:
+        """The curvature mini-batch: one of ``curvature_chunks`` fixed parts of the gradient batch, in turn; the
+        whole batch when it is a task's complete finite set (5-bit memorisation, thesis §4.13)."""
         chunks = self.cfg.curvature_chunks
-        if chunks == 1:
+        if chunks == 1 or getattr(batch, "complete", False):
             return batch
         if self.partition is None or len(self.partition) != cases:
             generator = torch.Generator().manual_seed(self.cfg.chunk_seed)

@@ -8,6 +8,7 @@ the sequence of batches depends only on the seed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -98,18 +99,23 @@ class TaskSampler(Sampler):
     """Fresh sequences from a generated task at every call (thesis §4.13: "a fresh set of sequences").
 
     ``epochs`` counts passes over a nominal training set of ``nominal_size`` sequences (the test-set size),
-    since the training data are unlimited.
+    since the training data are unlimited. A task with a small finite set (``whole``: 5-bit memorisation's 32
+    sequences) gets that whole set whenever a batch at least as large is asked for (thesis §4.13).
     """
 
     def __init__(self, generate: Any, seed: int, device: torch.device, dtype: torch.dtype,
-                 nominal_size: int) -> None:
+                 nominal_size: int, whole: Any = None) -> None:
         self.generate = generate
+        self.whole = whole.to(device, dtype) if whole is not None else None
         self.generator = torch.Generator().manual_seed(seed)
         self.device, self.dtype = device, dtype
         self.nominal_size = nominal_size
         self.examples_seen = 0
 
     def next(self, batch_size: int) -> Any:
+        if self.whole is not None and batch_size >= len(self.whole):
+            self.examples_seen += len(self.whole)
+            return replace(self.whole, final_state=None)  # a fresh container around the same tensors
         batch = self.generate(batch_size, self.generator)
         self.examples_seen += batch_size
         return batch.to(self.device, self.dtype)

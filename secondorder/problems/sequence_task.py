@@ -60,7 +60,7 @@ class SequenceTaskProblem(Problem):
 
     def make_sampler(self, seed: int) -> TaskSampler:
         return TaskSampler(self.data.task.generate, seed, self.device, self.dtype,
-                           nominal_size=int(self.data.test.inputs.shape[0]))
+                           nominal_size=int(self.data.test.inputs.shape[0]), whole=self.data.task.whole_set())
 
     @torch.no_grad()
     def _evaluate_batch(self, batch: SequenceBatch, chunk: int) -> dict[str, float]:
