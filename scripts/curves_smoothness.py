@@ -5,8 +5,8 @@ For a test image x with k nearest training images x₁ … x_k (Euclidean, pixel
 reconstruction is Σᵢ wᵢ xᵢ with the weights minimising ‖x − Σᵢ wᵢ xᵢ‖² subject to Σᵢ wᵢ = 1 (a lightly
 regularised k × k solve, as in locally linear embedding). Its mean squared error over test images says how smooth
 the image manifold is at the density of the training set — what a 6-unit autoencoder must interpolate. It tracked
-K-FAC's best test error (experiment=kfac_curves, 1 000 iterations) at about 2.6× on the two versions run in full:
-v1 5.55 → 14.3, v2 0.81 → 2.20 (results/curves-v2, secondorder/data/curves.py).
+K-FAC's best test error (experiment=kfac_curves, 1 000 iterations) at 1.9–2.7× on every version: v1 5.55 → 14.3,
+v2 0.81 → 2.20, v3 0.146 → 0.281, v4 0.080 → 0.190 (results/curves-v*, secondorder/data/curves.py).
 
     python scripts/curves_smoothness.py                      # every version, 20 000 training / 1 000 test images
     python scripts/curves_smoothness.py --version 2 --set pen_sigma=2.0 --set ink=0.567

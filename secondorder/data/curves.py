@@ -69,10 +69,13 @@ inked to the plateau:
     Bézier         4       2.5   0.646   0.120
     Bézier         4       3.0   0.617   0.080  (v4)
 
-The Bézier curve halves the error at every pen width (no hairpins), and σ = 2.5 px (strokes 5.9 px wide at half
-height) brings it to 0.146. With 20 000 / 10 000 images version 3 gives 16.92 / 16.90. K-FAC on it:
-``results/curves-v3``. What cannot be known without the original file: its curve family, pen profile, peak intensity
-and point distribution — only the plateau and (through the K-FAC run) the learnability are matched.
+The Bézier curve halves the error at every pen width (no hairpins); version 4 (σ = 3 px, strokes 7 px wide at
+half height, margin 4) brings it to 0.080. With 20 000 / 10 000 images it gives 16.88 / 16.88. K-FAC
+(``results/curves-v3``, ``results/curves-v4``): on v4, training error 0.095 with test 0.190 at iteration 550 — the
+original's Table 4.3 cells are 0.11 / 0.20 and 0.10 / 0.21 — but trained on to 0.050 the test error drifts up to
+0.251 (v3: 0.094 / 0.285 at the same point, 0.064 / 0.334 at the end). What cannot be known without the original
+file: its curve family, pen profile, peak intensity and point distribution — only the plateau and the test error
+at the original's training error are matched.
 """
 
 from __future__ import annotations
