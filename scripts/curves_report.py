@@ -82,8 +82,9 @@ def report(run_dir: Path, out: Path, notes: Path | None = None) -> str:
          out / "error_vs_iteration.png")
     record = out / "run"
     record.mkdir(exist_ok=True)
-    for name in ("config.yaml", "summary.json", "metrics.csv"):
-        shutil.copy2(run_dir / name, record / name)
+    if record.resolve() != run_dir.resolve():  # re-reporting from the committed record copies nothing
+        for name in ("config.yaml", "summary.json", "metrics.csv"):
+            shutil.copy2(run_dir / name, record / name)
     verdict = {True: "met", False: "not met"}
     lines = [
         f"# CURVES re-creation v{version}: does K-FAC generalise on it?", "",

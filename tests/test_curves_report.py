@@ -45,6 +45,8 @@ def test_the_report_names_the_runs_generator_version_and_appends_the_notes(tmp_p
     assert "| test ≤ 2 × train + 0.1 at the last evaluation | test 0.3, bound 0.5 (train 0.2) | met |" in text
     assert (tmp_path / "out" / "error_vs_iteration.png").stat().st_size > 0
     assert (tmp_path / "out" / "run" / "metrics.csv").exists()
+    again = curves_report.report(tmp_path / "out" / "run", tmp_path / "out", notes=tmp_path / "notes.md")
+    assert again == text  # re-made from its committed record, in place
 
 
 SMOOTHNESS = Path(__file__).resolve().parents[1] / "scripts" / "curves_smoothness.py"
