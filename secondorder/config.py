@@ -33,6 +33,7 @@ class TrainerConfig:
     target_test_error: float | None = None
     target_train_error: float | None = None
     eval_every: int = 100
+    eval_every_s: float | None = None
     log_every: int = 10
     checkpoint_every: int = 500
     eval_batch_size: int = 5000
@@ -46,7 +47,7 @@ class TrainerConfig:
 
     def check(self) -> list[Check]:
         return [
-            *positive(self, "max_steps", "max_time_s", "max_epochs", allow_none=True),
+            *positive(self, "max_steps", "max_time_s", "max_epochs", "eval_every_s", allow_none=True),
             *positive(self, "eval_every", "log_every", "checkpoint_every", "eval_batch_size"),
             (
                 "max_steps",

@@ -384,6 +384,7 @@ class Trainer:
         t = self.tcfg
         stats: dict[str, float] = {}
         while self.budget_left():
+            before = self.wall_time
             start = time.perf_counter()
             result = self.optimizer.step(self.iteration, self.sampler)
             if self.device.type == "cuda":
@@ -402,7 +403,8 @@ class Trainer:
                 self._diverged(metrics, stats, f"objective {result.loss} on the training batch")
             self._notify("after_step", result)
             evaluation = None
-            if self.iteration % t.eval_every == 0 or not self.budget_left():
+            if (self.iteration % t.eval_every == 0 or self._eval_time_passed(before)
+                    or not self.budget_left()):
                 evaluation = self.evaluate()
                 progress.set_postfix(train_error=f"{evaluation['train_error']:.4g}",
                                      test_error=f"{evaluation['test_error']:.4g}")
@@ -424,6 +426,12 @@ class Trainer:
                  self.last_eval.get("test_error", math.nan))
         log.info("run directory: %s", self.run_dir)
         return summary
+
+    def _eval_time_passed(self, before: float) -> bool:
+        """Whether this step's training time crossed a multiple of ``trainer.eval_every_s`` (stateless, so a resumed
+        run evaluates where the uninterrupted one would have, up to timing)."""
+        every = self.tcfg.eval_every_s
+        return every is not None and math.floor(self.wall_time / every) > math.floor(before / every)
 
     def _diverged(self, metrics: MetricsLog | None, stats: dict[str, float], what: str) -> None:
         if metrics is not None:

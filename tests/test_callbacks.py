@@ -146,3 +146,14 @@ def test_callback_errors(tmp_path: Path, data_dir: Path) -> None:
                            callbacks=(Recorder(),))
     with pytest.raises(ConfigError, match="started without it"):
         trainer.fit()
+
+
+@pytest.mark.parametrize("every_s, evaluated", [(1e-9, list(range(0, 9))), (1e9, [0, 4, 8])])
+def test_eval_every_s_evaluates_when_training_time_passes_a_multiple(tmp_path: Path, data_dir: Path,
+                                                                     every_s: float, evaluated: list[int]) -> None:
+    """``trainer.eval_every_s``: every step takes more than 1e-9 s, so each one evaluates; 1e9 s never passes, so
+    only ``eval_every`` (and the end) do."""
+    make_trainer(tmp_path / "r", data_dir, "trainer.max_steps=8", "trainer.eval_every=4",
+                 f"trainer.eval_every_s={every_s}").fit()
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv").dropna(subset=["train_error"])
+    assert metrics.iteration.tolist() == evaluated

@@ -14,7 +14,7 @@ from secondorder.experiments.reproduce import main
 from tests.conftest import TINY
 
 
-def write_spec(folder: Path, data_dir: Path, steps: int = 2) -> Path:
+def write_spec(folder: Path, data_dir: Path, steps: int = 2, runs: str = "~/secondorder-runs") -> Path:
     """Two methods on a tiny CURVES autoencoder; ``quick`` one seed, ``seeded`` two seeds of Adam only."""
     overrides = json.dumps(["dataset=curves", *TINY, f"data_dir={data_dir}", "trainer.eval_every=1"])
     budget = json.dumps([f"trainer.max_steps={steps}", "trainer.checkpoint_every=1"])
@@ -26,6 +26,7 @@ standins: {{tiny: [dataset.n_train=200]}}
 profiles:
   quick: {{seeds: 1, data: standin, reduced: true, note: "**REDUCED** (a test)", budget: {budget}}}
   seeded: {{seeds: 2, budget: {budget}}}
+  outside: {{seeds: 1, runs: {runs}, budget: {budget}}}
 problems:
   tiny: {{overrides: {overrides}, data: tiny}}
 methods:
@@ -81,3 +82,21 @@ def test_every_seed_runs_and_the_report_gives_median_and_range(tmp_path: Path, d
     expected = f"{statistics.median(finals):.4g} [{min(finals):.4g}, {max(finals):.4g}]"
     assert "Over seeds (median [min, max] of 2)" in text and f"| adam | 2/2 | {expected} |" in text
     assert (tmp_path / "results" / "seeded" / "runs" / "tiny__adam" / "seed1" / "summary.json").exists()
+
+
+def test_a_profile_with_a_runs_folder_puts_its_runs_there(tmp_path: Path, data_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runs: ~/…`` (the evidence profiles' long runs, kept outside the work tree): ``~`` is expanded and the
+    experiment and profile are appended; ``--list`` and a run use it without ``--runs``."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path, data_dir, steps=1)
+    assert main([str(spec), "--profile", "outside", "--cells", "tiny__adam", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "home" / "secondorder-runs" / "tiny" / "outside" / "tiny__adam" / "summary.json").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_folder_that_is_not_a_path_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    from secondorder.errors import ConfigError
+    with pytest.raises(ConfigError, match="runs must be a folder path"):
+        main([str(write_spec(tmp_path, data_dir, runs="3")), "--list"])

@@ -33,13 +33,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m secondorder.experiments", description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", help=f"one of {', '.join(available_specs())}, or the path of a spec .yaml")
     p.add_argument("--profile", default="quick", help="a profile of the spec (quick, full, …); default quick")
-    p.add_argument("--runs", type=Path, help="run folders go under RUNS/<profile> (default runs/<experiment>)")
+    p.add_argument("--runs", type=Path, help="run folders go under RUNS/<profile> (default runs/<experiment>, or the "
+                                             "profile's runs folder + /<experiment>)")
     p.add_argument("--out", type=Path, help="the report goes to OUT/<profile> (default results/<experiment>)")
     p.add_argument("--cells", nargs="*", help="run only these cells (names or shell patterns, e.g. 'curves__*'); "
                                               "the report still covers every cell")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset files (for the hooks)")
     p.add_argument("--list", action="store_true", help="print the cells and their overrides; run nothing")
     return p
+
+
+def runs_root(experiment: str, profile_runs: str | None) -> Path:
+    """``runs/<experiment>``, or ``<profile's runs>/<experiment>`` for a profile whose long runs live outside the
+    work tree (``runs: ~/secondorder-runs``), where a fresh checkout does not lose them."""
+    return (Path(profile_runs).expanduser() if profile_runs else Path("runs")) / experiment
 
 
 def hooks_of(name: str | None) -> Hooks:
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(args.experiment)
     profile = spec.profile(args.profile)
     hooks = hooks_of(spec.hooks)
-    context = Context(spec, profile, (args.runs or Path("runs") / spec.name) / profile.name,
+    context = Context(spec, profile, (args.runs or runs_root(spec.name, profile.runs)) / profile.name,
                       (args.out or Path("results") / spec.name) / profile.name, args.data_dir)
     cells = expand(spec, profile.name, context.runs_root)
     if args.list:

@@ -24,7 +24,7 @@ SPEC_DIR = CONF_DIR / "reproduce"
 STANDINS = "standins"  # conf/reproduce/standins.yaml: the shared stand-in data map, not an experiment
 
 SPEC_KEYS = {"title", "claims", "notes", "cell", "hooks", "standins", "profiles", "problems", "methods", "tuning"}
-PROFILE_KEYS = {"seeds", "data", "reduced", "note", "budget", "evaluation"}
+PROFILE_KEYS = {"seeds", "data", "reduced", "note", "budget", "evaluation", "runs"}
 ENTRY_KEYS = {"label", "overrides", "per_profile", "profiles", "grid", "vars", "when"}
 PROBLEM_KEYS = ENTRY_KEYS | {"data", "methods"}
 RULE_KEYS = {"match", "overrides"}
@@ -42,6 +42,7 @@ class Profile:
     note: str | None = None  # Markdown shown at the top of every report of this profile
     budget: tuple[str, ...] = ()
     evaluation: tuple[str, ...] = ()
+    runs: str | None = None  # where run folders go (``~`` expanded; + ``/<experiment>/<profile>``); None: ``runs/``
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,12 @@ def _profile(name: str, raw: Any, where: str) -> Profile:
     data = raw.get("data", "real")
     if data not in ("real", "standin"):
         raise ConfigError(f"{where}: data must be 'real' or 'standin', got {data!r}")
+    runs = raw.get("runs")
+    if runs is not None and (not isinstance(runs, str) or not runs.strip()):
+        raise ConfigError(f"{where}: runs must be a folder path, got {runs!r}")
     return Profile(name, seeds, data, bool(raw.get("reduced", False)), raw.get("note"),
                    _overrides(raw.get("budget"), f"{where}.budget"),
-                   _overrides(raw.get("evaluation"), f"{where}.evaluation"))
+                   _overrides(raw.get("evaluation"), f"{where}.evaluation"), runs)
 
 
 def _entry(key: str, raw: Any, where: str, allowed: set[str]) -> Entry:
