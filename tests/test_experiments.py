@@ -101,6 +101,9 @@ def test_hf_rnn_cells_follow_the_thesis_and_count_minibatches(tmp_path: Path) ->
     (fake / "summary.json").write_text('{"costs": {"grad_evals": 3, "curvature_products": 250}}')
     (fake / "config.yaml").write_text("optimizer:\n  gradient_batch: 10000\n  curvature_chunks: 10\n")
     assert hf_rnn.minibatches(fake) == 3 * 10 + 250  # a gradient = 10 minibatches, a CG product = 1
+    (fake / "summary.json").write_text('{"iteration": 3, "examples_seen": 96, '
+                                       '"costs": {"grad_evals": 3, "curvature_products": 250}}')
+    assert hf_rnn.minibatches(fake) == pytest.approx((3 + 250) * 32 / 1000)  # 5-bit memorisation: 32, whole
 
 
 def test_kfac_rnn_experiment_uses_the_papers_setting() -> None:
@@ -167,7 +170,8 @@ def test_hf_rnn_report_marks_solved_runs_with_provenance(tmp_path: Path) -> None
     write_report(ctx, cells, hf_rnn.report)
     text = (ctx.out / "summary.md").read_text()
     assert "REDUCED" in text and "Hardware: cpu (test)" in text and "thesis §4.13" in text
-    assert "| addition | 10 | structural | yes | 7 | 6 |" in text and "| addition | 10 | tikhonov | no |" in text
+    assert "| addition | 10 | structural | yes | solved | 7 | 6 |" in text
+    assert "| addition | 10 | tikhonov | no | unfinished |" in text
     assert (ctx.out / "table.csv").exists() and (ctx.out / "addition_test_error.png").exists()
 
 

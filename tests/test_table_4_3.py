@@ -59,7 +59,9 @@ def test_outputs_put_thesis_and_ours_side_by_side(tmp_path: Path) -> None:
     assert len(frame) == 15 and frame.set_index(["row", "column"]).loc[("curves", "rand_hf"), "ours_train"] == 12.5
     assert (out / "figure-4.5.png").stat().st_size > 0
     assert (out / "runs" / "curves_rand_hf" / "summary.json").exists()
-    assert {"table.md", "table.csv", "figure-4.5.png", "summary.md"} <= set(written)
+    assert {"table.md", "table.csv", "evaluations.md", "figure-4.5.png", "summary.md"} <= set(written)
+    evaluations = (out / "evaluations.md").read_text()
+    assert "## CURVES · RAND + HF (curves_rand_hf)" in evaluations and "## MNIST · PT + HF" in evaluations
     assert "`table.md`" in (out / "summary.md").read_text()
 
 

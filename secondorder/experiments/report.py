@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from secondorder.experiments.hooks import Context, Report
+from secondorder.experiments.hooks import Context, Judge, Report
 from secondorder.experiments.runner import Cell
+from secondorder.experiments.verdicts import write_verdicts
 from secondorder.report.plots import plot_groups
 from secondorder.report.profiles import write_profile_table
 from secondorder.report.runs import Run, copy_run_records, find_runs
@@ -96,12 +97,27 @@ def header(context: Context) -> list[str]:
     return lines
 
 
-def write_report(context: Context, cells: list[Cell], hook: Report | None = None) -> list[str]:
-    """Write ``summary.md``, ``summary.csv``, plots, run records (and the hook's files); return the files."""
+def report_provenance(found: dict[str, list[Run]]) -> str:
+    """Hardware and commits of the runs, for the top of a report: one commit when the table is from one tree."""
+    summaries = [r.summary.get("provenance", {}) for runs in found.values() for r in runs]
+    devices = sorted({str(p.get("device_name", "?")) for p in summaries})
+    commits = sorted({f"{(p.get('git_commit') or '?')[:10]}{' (dirty)' if p.get('git_dirty') else ''}"
+                      for p in summaries})
+    return (f"Runs: {len(summaries)}; hardware: {', '.join(devices) or '?'}; "
+            f"commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or '?'}.")
+
+
+def write_report(context: Context, cells: list[Cell], hook: Report | None = None,
+                 judge: Judge | None = None) -> list[str]:
+    """Write ``summary.md``, ``summary.csv``, plots, run records (and the hook's files, and ``verdicts.md`` when
+    the experiment judges its claims); return the files."""
     out = context.out
     out.mkdir(parents=True, exist_ok=True)
     found = collect(cells)
     lines = header(context)
+    if judge is not None:
+        lines += write_verdicts(out, context.spec.title, context.profile.name, report_provenance(found),
+                                judge(context, cells, found))
     if hook is not None:
         lines += hook(context, cells, found)
     problems = list(dict.fromkeys(c.labels["problem"] for c in cells))

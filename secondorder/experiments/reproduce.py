@@ -25,6 +25,7 @@ from secondorder.experiments.hooks import Context, Hooks
 from secondorder.experiments.report import write_report
 from secondorder.experiments.runner import exit_code, run_cells, select
 from secondorder.experiments.spec import available_specs, load_spec
+from secondorder.experiments.verdicts import update_results_readme
 
 HOOKS = {"table_4_3": table_4_3.HOOKS, "hf_rnn": hf_rnn.HOOKS, "george": george.HOOKS}
 
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if hooks.prepare is not None:  # may replace cells (George's tuned methods: <problem>__<method>_tuned)
         cells = hooks.prepare(context, cells)
     outcome = run_cells(select(cells, args.cells))
-    written = write_report(context, cells, hooks.report)
+    written = write_report(context, cells, hooks.report, hooks.verdicts)
+    if hooks.verdicts is not None:
+        update_results_readme(context.out.parent.parent)
     print(f"wrote {context.out}/: {', '.join(written)}")
     return exit_code(outcome)
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from secondorder.experiments.hooks import Context, Hooks
 from secondorder.experiments.runner import Cell
+from secondorder.experiments.table_4_3_verdicts import verdicts
 from secondorder.report.plots import plot_groups
 from secondorder.report.references import references
 from secondorder.report.runs import Run
@@ -123,19 +124,45 @@ def ncg_epochs_note(runs: dict[tuple[str, str], list[Run]]) -> str:
             "with `trainer.max_epochs=`.")
 
 
+def evaluations_text(runs: dict[tuple[str, str], list[Run]]) -> str:
+    """``evaluations.md``: every evaluation of every cell (time, train, test in the thesis's format), the reported
+    one (lowest test error) in bold — the whole trajectory behind each number of ``table.md``."""
+    ref = references()["table_4_3"]
+    lines = ["# Thesis Table 4.3 — every evaluation of every cell", "",
+             "Training time includes pre-training. **Bold**: the evaluation `table.md` reports (lowest test error).",
+             ""]
+    for (row, column), found in runs.items():
+        for run in found:
+            evaluations = run.evaluations.dropna(subset=["test_error"]) if "test_error" in run.metrics else None
+            if evaluations is None or evaluations.empty:
+                continue
+            lowest = evaluations.test_error.idxmin()
+            lines += [f"## {ref['rows'][row]['label']} · {ref['columns'][column]} ({run.path.name})", "",
+                      "| iteration | training time (s) | train | test |", "|---|---|---|---|"]
+            for index, e in evaluations.iterrows():
+                mark = "**" if index == lowest else ""
+                lines.append(f"| {mark}{int(e.iteration)}{mark} | {e.wall_time_s:.0f} | {mark}{_fmt(e.train_error)}"
+                             f"{mark} | {mark}{_fmt(e.test_error)}{mark} |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def report(context: Context, cells: list[Cell], found: dict[str, list[Run]]) -> list[str]:
-    """``table.md``, ``table.csv``, ``figure-4.5.png``; a pointer to them for ``summary.md``."""
+    """``table.md``, ``table.csv``, ``evaluations.md``, ``figure-4.5.png``; a pointer to them for ``summary.md``."""
     runs = {(c.labels["problem"], c.labels["method"]): found[c.name] for c in cells}
     table, frame = build_table(runs, context.profile.name, context.profile.reduced)
     (context.out / "table.md").write_text(table)
+    (context.out / "evaluations.md").write_text(evaluations_text(runs))
     frame.to_csv(context.out / "table.csv", index=False)
     columns = references()["table_4_3"]["columns"]
     curves = {label: runs[("curves", column)] for column, label in columns.items() if runs.get(("curves", column))}
     if curves:
         plot_groups(curves, "wall_time_s", context.out / "figure-4.5.png", log_y=True, center="median",
+                    y_label="error: per-case sum of squared pixel errors",
                     title=f"Thesis Fig. 4.5 — CURVES, error vs time, pre-training included "
                           f"(profile {context.profile.name})")
-    return ["Thesis Table 4.3 beside ours: `table.md` (`table.csv`); thesis Figure 4.5: `figure-4.5.png`.", ""]
+    return ["Thesis Table 4.3 beside ours: `table.md` (`table.csv`); every evaluation behind it: `evaluations.md`; "
+            "thesis Figure 4.5: `figure-4.5.png`.", ""]
 
 
-HOOKS = Hooks(report=report)
+HOOKS = Hooks(report=report, verdicts=verdicts)
