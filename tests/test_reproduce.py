@@ -68,6 +68,15 @@ def test_runs_skips_finished_runs_and_resumes_interrupted_ones(tmp_path: Path, d
     assert "resumed at iteration 2" in (runs / "tiny__sgd" / "cli.log").read_text()
     assert json.loads((runs / "tiny__sgd" / "summary.json").read_text())["iteration"] == 4
 
+    # a completed run whose budget the spec has since raised is extended from its final checkpoint
+    assert main([*args, "--cells", "tiny__adam"]) == 0
+    printed = capsys.readouterr().out
+    assert "[run ] tiny__adam → " in printed and "(extended: trainer.max_steps 2 → 4)" in printed
+    extended = json.loads((runs / "tiny__adam" / "summary.json").read_text())
+    assert (extended["status"], extended["iteration"]) == ("completed", 4)
+    assert list(pd.read_csv(runs / "tiny__adam" / "metrics.csv").dropna(subset=["train_error"]).iteration) == [
+        0, 1, 2, 3, 4]  # one trajectory, continued
+
 
 def test_every_seed_runs_and_the_report_gives_median_and_range(tmp_path: Path, data_dir: Path) -> None:
     spec = write_spec(tmp_path, data_dir)
@@ -100,3 +109,13 @@ def test_a_runs_folder_that_is_not_a_path_is_refused(tmp_path: Path, data_dir: P
     from secondorder.errors import ConfigError
     with pytest.raises(ConfigError, match="runs must be a folder path"):
         main([str(write_spec(tmp_path, data_dir, runs="3")), "--list"])
+
+
+def test_raised_budget_compares_the_cells_budget_with_the_runs() -> None:
+    from secondorder.experiments.runner import raised_budget
+    done = {"status": "completed", "budget": {"max_steps": None, "max_time_s": 900.0, "max_epochs": None}}
+    assert raised_budget(["trainer.max_time_s=1500", "x=1"], done) == "trainer.max_time_s 900.0 → 1500"
+    assert raised_budget(["trainer.max_time_s=900", "trainer.max_steps=null"], done) is None
+    assert raised_budget(["trainer.max_steps=10"], done) is None  # it had no step limit: 10 is not more
+    assert raised_budget(["trainer.max_time_s=1500"], {**done, "target_reached": True}) is None
+    assert raised_budget(["trainer.max_time_s=1500"], {**done, "status": "diverged"}) is None

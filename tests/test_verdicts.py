@@ -35,7 +35,8 @@ def run(train: list[float], test: list[float], every_s: float = 30.0, steps: lis
     return Run(Path("fake"), {"wall_time_s": times[-1], "status": "completed"}, metrics)
 
 
-FALLING = [10.0, 5.0, 3.0, 2.0, 1.5, 1.2]
+FALLING = [10.0, 5.0, 3.0, 2.0, 1.5, 1.2]  # still falling at the end: 1.5 → 1.2 over the last fifth of the time
+SETTLED = [10.0, 5.0, 3.0, 2.0, 1.25, 1.2]  # settled: 1.25 → 1.2 (4 %)
 OVERFITTING_TEST = [10.5, 5.5, 3.6, 3.2, 3.4, 3.7]  # lowest 3.2, ends 15.6 % above it
 FLAT_TEST = [10.5, 5.5, 3.6, 3.2, 3.1, 3.05]
 
@@ -49,9 +50,12 @@ def test_overfitting_is_held_when_test_rises_while_train_falls_and_not_held_othe
                                                                                             OVERFITTING_TEST)]}
     held = t43.overfits(runs, "mnist", "MNIST", ("rand_hf", "pt_hf"))
     assert held.verdict == HELD and "+15.6 %" in held.measured
-    runs[("mnist", "pt_hf")] = [run(FALLING, FLAT_TEST)]
+    runs[("mnist", "pt_hf")] = [run(SETTLED, FLAT_TEST)]
     refused = t43.overfits(runs, "mnist", "MNIST", ("rand_hf", "pt_hf"))
     assert refused.verdict == NOT_HELD and "Checked before concluding" in refused.why and "test_hf.py" in refused.why
+    runs[("mnist", "pt_hf")] = [run(FALLING, FLAT_TEST)]  # the same, but the run had not settled
+    unsettled = t43.overfits(runs, "mnist", "MNIST", ("rand_hf", "pt_hf"))
+    assert unsettled.verdict == INCONCLUSIVE and "mnist PT+HF 1.5 → 1.2" in unsettled.why
     assert t43.overfits({}, "mnist", "MNIST", ("rand_hf",)).verdict == INCONCLUSIVE
 
 
@@ -63,15 +67,24 @@ def test_curves_hf_against_ncg_at_equal_time_and_the_time_to_reach_ncgs_error() 
     first, efficiency, pretraining, no_overfit = verdicts
     assert first.verdict == HELD and "RAND+HF 0.2, PT+NCG 1 (ratio 5)" in first.measured
     assert efficiency.verdict == HELD and "after 60 s" in efficiency.measured  # HF's 1.0 at the third evaluation
-    assert pretraining.verdict == HELD and no_overfit.verdict == HELD
+    assert pretraining.verdict == HELD
+    assert no_overfit.verdict == INCONCLUSIVE and "no overfitting so far" in no_overfit.why  # HF 0.3 → 0.2
     slow = t43.curves_claims({("curves", "pt_ncg"): [hf], ("curves", "rand_hf"): [ncg], ("curves", "pt_hf"): [hf]})
-    assert [v.verdict for v in slow[:3]] == [NOT_HELD, NOT_HELD, INCONCLUSIVE]  # PT+HF 6× better: not converged
+    assert [v.verdict for v in slow[:3]] == [INCONCLUSIVE] * 3  # RAND+HF still falling; PT+HF 6× better
+    assert "still falling" in slow[0].why
+    settled = run([20.0, 5.0, 2.0, 1.5, 1.02, 1.0], [20.0, 5.0, 2.1, 1.6, 1.3, 1.1])
+    lost = t43.curves_claims({("curves", "pt_ncg"): [hf], ("curves", "rand_hf"): [settled],
+                              ("curves", "pt_hf"): [hf]})
+    assert [v.verdict for v in lost[:2]] == [NOT_HELD, NOT_HELD]
+    both_settled = t43.curves_claims({("curves", "pt_ncg"): [hf], ("curves", "rand_hf"): [settled],
+                                      ("curves", "pt_hf"): [settled]})
+    assert both_settled[3].verdict == HELD
 
 
 def test_the_prior_and_pretraining_compare_lowest_test_errors() -> None:
-    runs = {("mnist", "rand_hf"): [run(FALLING, OVERFITTING_TEST)], ("mnist_l2", "rand_hf"): [run(FALLING,
+    runs = {("mnist", "rand_hf"): [run(SETTLED, OVERFITTING_TEST)], ("mnist_l2", "rand_hf"): [run(SETTLED,
                                                                                                   FLAT_TEST)],
-            ("mnist", "pt_hf"): [run(FALLING, FLAT_TEST)], ("mnist_l2", "pt_hf"): [run(FALLING, FLAT_TEST)]}
+            ("mnist", "pt_hf"): [run(SETTLED, FLAT_TEST)], ("mnist_l2", "pt_hf"): [run(SETTLED, FLAT_TEST)]}
     assert t43.prior_helps(runs, "mnist_l2", "mnist", "MNIST*", "x", ("rand_hf",)).verdict == HELD
     assert t43.prior_helps(runs, "mnist_l2", "mnist", "MNIST*", "x", ("rand_hf", "pt_hf")).verdict == NOT_HELD
     assert t43.pretraining_generalises(runs).verdict == NOT_HELD  # MNIST*: PT+HF 3.05 = RAND+HF 3.05

@@ -3,7 +3,10 @@
 A cell (one problem × method) runs ``seeds`` times. With one seed the run is the cell's folder and the config's
 own seed; with ``n > 1`` seeds, seed ``s`` runs with ``seed=s`` in ``<cell>/seed<s>`` (s = 0 … n − 1). A run
 whose ``summary.json`` says ``completed`` or ``diverged`` is a result and is skipped; any other run (never
-started, interrupted, failed) is started with ``trainer.resume=auto``, which continues from its checkpoint.
+started, interrupted, failed) is started with ``trainer.resume=auto``, which continues from its checkpoint. A
+completed run whose budget (``trainer.max_steps`` / ``max_time_s`` / ``max_epochs`` in the cell's overrides) has
+since been raised above the one it ran with is *extended*: resumed from its final checkpoint to the new budget,
+unless it stopped at its target error.
 """
 
 from __future__ import annotations
@@ -21,6 +24,25 @@ from typing import Any
 from secondorder.errors import UserError
 
 FINISHED = ("completed", "diverged")  # both are results; a diverged run would diverge again
+BUDGETS = ("max_steps", "max_time_s", "max_epochs")
+
+
+def raised_budget(overrides: list[str], summary: dict[str, Any]) -> str | None:
+    """The first ``trainer.<budget>=<value>`` override above the budget the completed run had (None: none is)."""
+    if summary.get("status") != "completed" or summary.get("target_reached"):
+        return None
+    had = summary.get("budget", {})
+    for override in overrides:
+        key, _, value = override.partition("=")
+        name = key.removeprefix("trainer.")
+        if key.startswith("trainer.") and name in BUDGETS and had.get(name) is not None:
+            try:
+                wanted = float(value)
+            except ValueError:  # null: no limit of this kind
+                continue
+            if wanted > float(had[name]):
+                return f"{key} {had[name]} → {value}"
+    return None
 
 
 def run_status(run_dir: Path) -> str | None:
@@ -81,14 +103,17 @@ def train_executable() -> list[str]:
 
 def run_cells(cells: list[Cell], log: Callable[[str], object] = print) -> dict[str, str]:
     """Run every seed of each cell unless it already completed or diverged; an interrupted run resumes
-    (``trainer.resume=auto``). Returns each run's final status by key."""
+    (``trainer.resume=auto``), a completed one whose budget was raised is extended. Returns each run's final
+    status by key."""
     outcome = {}
     for run in (r for cell in cells for r in cell.seed_runs()):
-        if run.status() in FINISHED:
+        raised = raised_budget(run.overrides, json.loads((run.run_dir / "summary.json").read_text())) \
+            if run.status() == "completed" else None
+        if run.status() in FINISHED and raised is None:
             log(f"[skip] {run.key}: {run.status()} run in {run.run_dir}")
             outcome[run.key] = run.status()
             continue
-        log(f"[run ] {run.key} → {run.run_dir}")
+        log(f"[run ] {run.key} → {run.run_dir}" + (f" (extended: {raised})" if raised else ""))
         start = time.time()
         command = [*train_executable(), *run.overrides, f"run_dir={run.run_dir}", "trainer.resume=auto"]
         result = subprocess.run(command, capture_output=True, text=True)

@@ -40,13 +40,18 @@ class Verdict:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
-def judged(claim: str, measured: str, holds: bool | None, why_held: str, why_not: str, checked: str) -> Verdict:
+def judged(claim: str, measured: str, holds: bool | None, why_held: str, why_not: str, checked: str,
+           still_improving: str | None = None) -> Verdict:
     """A verdict from a test: ``holds`` None (the numbers are missing) is inconclusive; False is "not held" with
-    the checks made before concluding it appended to ``why_not``."""
+    the checks made before concluding it appended to ``why_not`` — unless ``still_improving`` says the runs had not
+    settled when the budget ended, which makes it inconclusive at this budget."""
     if holds is None:
         return Verdict(claim, measured, INCONCLUSIVE, "runs missing or without evaluations")
     if holds:
         return Verdict(claim, measured, HELD, why_held)
+    if still_improving:
+        return Verdict(claim, measured, INCONCLUSIVE, f"{why_not} But {still_improving} when the budget ended: a "
+                       "longer budget settles it.")
     return Verdict(claim, measured, NOT_HELD, f"{why_not} Checked before concluding: {checked}")
 
 
