@@ -66,3 +66,12 @@ def test_figure_4_7_has_the_thesis_quantities(tmp_path: Path) -> None:
     assert cells.loc[("addition", 30, "structural")].failure_rate == 0  # unfinished is not failed
     path = plot_figure_4_7(runs, tmp_path / "figure-4.7.png", "title", "footer")
     assert path.stat().st_size > 10_000
+
+
+def test_memorisation_needs_both_variants_and_seed_dependence_needs_real_failures() -> None:
+    alone = frame(trials("memorization_5bit", 60, "structural", "sss"))
+    assert verdicts_of(alone)[3].verdict == INCONCLUSIVE  # Tikhonov never ran beyond T = 50
+    cut = frame(trials("addition", 30, "structural", "suu"), trials("addition", 30, "tikhonov", "sss"))
+    assert verdicts_of(cut)[5].verdict == INCONCLUSIVE  # unsolved only because our budget ended
+    short = frame(trials("addition", 10, "structural", "sss"), trials("addition", 10, "tikhonov", "sss"))
+    assert verdicts_of(short)[0].verdict == INCONCLUSIVE  # T = 10 is not a long lag

@@ -70,7 +70,7 @@ def test_curves_hf_against_ncg_at_equal_time_and_the_time_to_reach_ncgs_error() 
     assert pretraining.verdict == HELD
     assert no_overfit.verdict == INCONCLUSIVE and "no overfitting so far" in no_overfit.why  # HF 0.3 → 0.2
     slow = t43.curves_claims({("curves", "pt_ncg"): [hf], ("curves", "rand_hf"): [ncg], ("curves", "pt_hf"): [hf]})
-    assert [v.verdict for v in slow[:3]] == [INCONCLUSIVE] * 3  # RAND+HF still falling; PT+HF 6× better
+    assert [v.verdict for v in slow[:3]] == [INCONCLUSIVE] * 3  # RAND+HF still falling; PT+HF 5× better
     assert "still falling" in slow[0].why
     settled = run([20.0, 5.0, 2.0, 1.5, 1.02, 1.0], [20.0, 5.0, 2.1, 1.6, 1.3, 1.1])
     lost = t43.curves_claims({("curves", "pt_ncg"): [hf], ("curves", "rand_hf"): [settled],
@@ -95,8 +95,20 @@ def test_the_line_search_counts_steps_below_one_over_every_hf_run() -> None:
             ("curves", "pt_ncg"): [run(FALLING, FLAT_TEST, steps=[0.1] * 50)]}  # NCG's steps do not count
     verdict = t43.line_search_rarely_shortens(runs)
     assert verdict.verdict == HELD and "2 of 20 HF iterations (10.0 %)" in verdict.measured
-    runs[("curves", "pt_hf")] = [run(FALLING, FLAT_TEST, steps=[0.5] * 10)]
-    assert t43.line_search_rarely_shortens(runs).verdict == NOT_HELD
+    runs[("curves", "pt_hf")] = [run(FALLING, FLAT_TEST, steps=[0.5] * 10 + [0.0] * 3)]
+    often = t43.line_search_rarely_shortens(runs)
+    assert often.verdict == NOT_HELD and "12 of 33" in often.measured and "3 rejected" in often.measured
+    no_steps = t43.line_search_rarely_shortens({("curves", "rand_hf"): [run(FALLING, FLAT_TEST)]})
+    assert no_steps.verdict == INCONCLUSIVE  # no step_size logged: nothing to judge (and no crash)
+
+
+def test_efficiency_without_evaluations_is_inconclusive_not_refuted() -> None:
+    blank = Run(Path("fake"), {"wall_time_s": 900.0}, pd.DataFrame({"iteration": [1], "wall_time_s": [1.0],
+                                                                     "train_error": [float("nan")]}))
+    ncg = run([20.0, 5.0, 2.0, 1.5, 1.02, 1.0], FLAT_TEST)
+    verdicts = t43.curves_claims({("curves", "pt_ncg"): [ncg], ("curves", "rand_hf"): [blank],
+                                  ("curves", "pt_hf"): [blank]})
+    assert [v.verdict for v in verdicts] == [INCONCLUSIVE] * 4
 
 
 def test_absolute_numbers_are_inconclusive_on_stand_ins_and_compared_in_full() -> None:
@@ -128,7 +140,7 @@ def test_verdicts_md_and_the_results_readme_table(tmp_path: Path) -> None:
     assert update_results_readme(tmp_path / "results", log=lambda _: None)
     text = readme.read_text()
     assert "old" not in text and text.endswith(f"{END}\nafter\n")
-    assert "| [target / evidence](target/evidence/verdicts.md) | A claim (§1) | **held** |" in text
+    assert "| [target / evidence](target/evidence/verdicts.md) (Runs: 2.) | A claim (§1) | **held** |" in text
     assert "target / quick" not in text  # smoke tests judge nothing
     readme.write_text("no markers")
     assert not update_results_readme(tmp_path / "results", log=lambda _: None)

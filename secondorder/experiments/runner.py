@@ -118,6 +118,8 @@ def run_cells(cells: list[Cell], log: Callable[[str], object] = print) -> dict[s
         command = [*train_executable(), *run.overrides, f"run_dir={run.run_dir}", "trainer.resume=auto"]
         result = subprocess.run(command, capture_output=True, text=True)
         status = run.status() or "failed"
+        if raised and raised_budget(run.overrides, json.loads((run.run_dir / "summary.json").read_text())):
+            status = "failed"  # the extension did not run (e.g. the config changed beyond trainer.*)
         outcome[run.key] = status
         message = result.stderr.strip().splitlines()[-1] if result.returncode and result.stderr.strip() else ""
         log(f"       {status} in {time.time() - start:.0f} s {message}")

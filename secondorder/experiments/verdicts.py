@@ -95,12 +95,15 @@ def read_verdicts(path: Path) -> list[Verdict]:
 def collected_table(results: Path) -> str:
     """Every ``<target>/<profile>/verdicts.csv`` under ``results`` as one Markdown table (target, profile, claim,
     verdict), smoke-test profiles left out."""
-    rows = ["| target / profile | claim | verdict |", "|---|---|---|"]
+    rows = ["| target / profile (runs' provenance) | claim | verdict |", "|---|---|---|"]
     for path in sorted(results.glob("*/*/verdicts.csv")):
         target, profile = path.parent.parent.name, path.parent.name
         if profile in SMOKE_PROFILES:
             continue
-        link = f"[{target} / {profile}]({target}/{profile}/verdicts.md)"
+        markdown = path.with_suffix(".md")
+        provenance = next((line for line in markdown.read_text().splitlines() if line.startswith("Runs:")), "") \
+            if markdown.exists() else ""
+        link = f"[{target} / {profile}]({target}/{profile}/verdicts.md)" + (f" ({provenance})" if provenance else "")
         rows += [f"| {link} | {_cell(v.claim)} | **{v.verdict}** |" for v in read_verdicts(path)]
     return "\n".join(rows) if len(rows) > 2 else "No target has verdicts yet (run a target with `PROFILE=evidence`)."
 
@@ -112,8 +115,8 @@ def update_results_readme(results: Path, log: Callable[[str], object] = print) -
     if not readme.exists():
         return False
     text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        log(f"{readme}: no {BEGIN} … {END} markers; the verdict table was not updated")
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        log(f"{readme}: no {BEGIN} … {END} markers (in that order); the verdict table was not updated")
         return False
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
