@@ -57,7 +57,7 @@ clean:
 
 # Every reproduce-* target but kfra-alignment is a spec, conf/reproduce/<target>.yaml, run by one runner.
 PROFILE ?= quick
-reproduce-table-4.3: setup  ## thesis Table 4.3 + Fig. 4.5 → results/table-4.3/$(PROFILE)/ (PROFILE=quick|full)
+reproduce-table-4.3: setup  ## thesis Table 4.3 + Fig. 4.5 → results/table-4.3/$(PROFILE)/ (PROFILE=quick|evidence|full)
 	$(BIN)/python -m secondorder.experiments table-4.3 --profile $(PROFILE)
 
 reproduce-kfac-autoencoders: setup  ## thesis Fig. 6.9/6.10 → results/kfac-autoencoders/$(PROFILE)/
