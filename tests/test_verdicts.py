@@ -88,6 +88,9 @@ def test_the_prior_and_pretraining_compare_lowest_test_errors() -> None:
     assert t43.prior_helps(runs, "mnist_l2", "mnist", "MNIST*", "x", ("rand_hf",)).verdict == HELD
     assert t43.prior_helps(runs, "mnist_l2", "mnist", "MNIST*", "x", ("rand_hf", "pt_hf")).verdict == NOT_HELD
     assert t43.pretraining_generalises(runs).verdict == NOT_HELD  # MNIST*: PT+HF 3.05 = RAND+HF 3.05
+    runs[("mnist_l2", "rand_hf")] = [run(FALLING, FLAT_TEST)]  # lower with the prior, but not yet converged
+    unconverged = t43.prior_helps(runs, "mnist_l2", "mnist", "MNIST*", "x", ("rand_hf",))
+    assert unconverged.verdict == INCONCLUSIVE and "the rule gives 'held'" in unconverged.why
 
 
 def test_the_line_search_counts_steps_below_one_over_every_hf_run() -> None:

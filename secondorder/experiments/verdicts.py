@@ -41,12 +41,17 @@ class Verdict:
 
 
 def judged(claim: str, measured: str, holds: bool | None, why_held: str, why_not: str, checked: str,
-           still_improving: str | None = None) -> Verdict:
+           still_improving: str | None = None, at_convergence: bool = False) -> Verdict:
     """A verdict from a test: ``holds`` None (the numbers are missing) is inconclusive; False is "not held" with
     the checks made before concluding it appended to ``why_not`` — unless ``still_improving`` says the runs had not
-    settled when the budget ended, which makes it inconclusive at this budget."""
+    settled when the budget ended, which makes it inconclusive at this budget. A claim about runs taken to
+    convergence (``at_convergence``: where a run stops, how it generalises) is inconclusive either way then."""
     if holds is None:
         return Verdict(claim, measured, INCONCLUSIVE, "runs missing or without evaluations")
+    if still_improving and at_convergence:
+        return Verdict(claim, measured, INCONCLUSIVE, f"the rule gives '{HELD if holds else NOT_HELD}', but "
+                       f"{still_improving} when the budget ended, and the claim is about runs taken to convergence: "
+                       "a longer budget settles it.")
     if holds:
         return Verdict(claim, measured, HELD, why_held)
     if still_improving:
