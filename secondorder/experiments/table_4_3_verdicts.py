@@ -258,8 +258,8 @@ def curves_claims(runs: Runs) -> list[Verdict]:
     verdicts.append(judged(
         "CURVES: HF is the more efficient in computation time, pre-training included (Figure 4.5)",
         f"RAND+HF reached PT+NCG's training error at {_fmt(end, 4)} s ({_fmt(ncg_end)}) "
-        + (f"after {_fmt(reach)} s" if reach is not None else "not within its budget")
-        + f"; PT+NCG needed {_fmt(ncg_time)} s", (reach is not None and reach < ncg_time)
+        + (f"after {_fmt(reach, 4)} s" if reach is not None else "not within its budget")
+        + f"; PT+NCG needed {_fmt(ncg_time, 4)} s", (reach is not None and reach < ncg_time)
         if _all(ncg_end, rand_end, ncg_time) else None,
         "HF got there first", "HF did not reach PT+NCG's final training error sooner.", CHECKED,
         improving(runs, (("curves", "rand_hf"),))))

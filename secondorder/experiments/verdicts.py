@@ -108,8 +108,10 @@ def collected_table(results: Path) -> str:
         markdown = path.with_suffix(".md")
         provenance = next((line for line in markdown.read_text().splitlines() if line.startswith("Runs:")), "") \
             if markdown.exists() else ""
-        link = f"[{target} / {profile}]({target}/{profile}/verdicts.md)" + (f" ({provenance})" if provenance else "")
-        rows += [f"| {link} | {_cell(v.claim)} | **{v.verdict}** |" for v in read_verdicts(path)]
+        link = f"[{target} / {profile}]({target}/{profile}/verdicts.md)"
+        first = link + (f" ({provenance})" if provenance else "")
+        rows += [f"| {first if k == 0 else link} | {_cell(v.claim)} | **{v.verdict}** |"
+                 for k, v in enumerate(read_verdicts(path))]
     return "\n".join(rows) if len(rows) > 2 else "No target has verdicts yet (run a target with `PROFILE=evidence`)."
 
 
