@@ -55,7 +55,7 @@ def test_overfitting_is_held_when_test_rises_while_train_falls_and_not_held_othe
     assert refused.verdict == NOT_HELD and "Checked before concluding" in refused.why and "test_hf.py" in refused.why
     runs[("mnist", "pt_hf")] = [run(FALLING, FLAT_TEST)]  # the same, but the run had not settled
     unsettled = t43.overfits(runs, "mnist", "MNIST", ("rand_hf", "pt_hf"))
-    assert unsettled.verdict == INCONCLUSIVE and "mnist PT+HF 1.5 → 1.2" in unsettled.why
+    assert unsettled.verdict == INCONCLUSIVE and "mnist PT+HF train 1.5 → 1.2" in unsettled.why
     assert t43.overfits({}, "mnist", "MNIST", ("rand_hf",)).verdict == INCONCLUSIVE
 
 

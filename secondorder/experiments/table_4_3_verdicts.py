@@ -100,51 +100,45 @@ def rise(runs: list[Run]) -> tuple[float | None, float | None]:
     return _median(rises), _median(train_changes)
 
 
-def improving(runs: Runs, cells: tuple[tuple[str, str], ...]) -> str | None:
-    """Which of the ``cells``' runs were still improving when the budget ended — training error down by more than
-    :data:`SETTLED` over the last :data:`TAIL` of the run's time — as text for a verdict (None: all settled)."""
+def _fall_over_tail(run: Run, split: str) -> tuple[float, float] | None:
+    """(error where the last :data:`TAIL` of the run's time starts, lowest error within that stretch) for
+    ``split``; None for a run too short to have such a stretch."""
+    evaluations = _evaluations(run)
+    if len(evaluations) < 2:
+        return None
+    end_time, start_time = float(evaluations.wall_time_s.iloc[-1]), float(evaluations.wall_time_s.iloc[0])
+    cut = end_time - TAIL * (end_time - start_time)
+    before, within = evaluations[evaluations.wall_time_s <= cut], evaluations[evaluations.wall_time_s > cut]
+    if before.empty or within.empty:
+        return None
+    return float(before[f"{split}_error"].iloc[-1]), float(within[f"{split}_error"].min())
+
+
+def _still_falling(runs: Runs, cells: tuple[tuple[str, str], ...], split: str) -> str | None:
+    """Which of the ``cells``' runs ``split`` error was still falling when the budget ended — its lowest within the
+    last :data:`TAIL` of the time more than :data:`SETTLED` below where that stretch started — as text for a
+    verdict (None: all settled, or rising)."""
     moving = []
     for cell in cells:
         for run in runs.get(cell, []):
-            evaluations = _evaluations(run)
-            if len(evaluations) < 2:
-                continue
-            end_time = float(evaluations.wall_time_s.iloc[-1])
-            start_time = float(evaluations.wall_time_s.iloc[0])
-            before = evaluations[evaluations.wall_time_s <= end_time - TAIL * (end_time - start_time)]
-            if before.empty:
-                continue
-            then, now = float(before.train_error.iloc[-1]), float(evaluations.train_error.iloc[-1])
-            if now < (1 - SETTLED) * then:
-                moving.append(f"{cell[0]} {cell[1].upper().replace('_', '+')} {then:.3g} → {now:.3g}")
+            fall = _fall_over_tail(run, split)
+            if fall is not None and fall[1] < (1 - SETTLED) * fall[0]:
+                moving.append(f"{cell[0]} {cell[1].upper().replace('_', '+')} {split} {fall[0]:.3g} → {fall[1]:.3g}")
     if not moving:
         return None
-    return (f"training error was still falling by more than {SETTLED:.0%} over the last {TAIL:.0%} of the time ("
+    name = {"train": "training", "test": "test"}[split]
+    return (f"{name} error was still falling by more than {SETTLED:.0%} over the last {TAIL:.0%} of the time ("
             + "; ".join(moving) + ")")
+
+
+def improving(runs: Runs, cells: tuple[tuple[str, str], ...]) -> str | None:
+    """Training error still falling at the end of the budget (see :func:`_still_falling`)."""
+    return _still_falling(runs, cells, "train")
 
 
 def test_improving(runs: Runs, cells: tuple[tuple[str, str], ...]) -> str | None:
-    """Which runs' *test* error was still falling at the end — its lowest in the last :data:`TAIL` of the time and
-    more than :data:`SETTLED` below where it stood at the start of that stretch (None: all settled or rising)."""
-    moving = []
-    for cell in cells:
-        for run in runs.get(cell, []):
-            evaluations = _evaluations(run)
-            if len(evaluations) < 2:
-                continue
-            end_time, start_time = float(evaluations.wall_time_s.iloc[-1]), float(evaluations.wall_time_s.iloc[0])
-            cut = end_time - TAIL * (end_time - start_time)
-            before = evaluations[evaluations.wall_time_s <= cut]
-            lowest = evaluations.loc[evaluations.test_error.idxmin()]
-            if before.empty or float(lowest.wall_time_s) <= cut:
-                continue
-            then, low = float(before.test_error.iloc[-1]), float(lowest.test_error)
-            if low < (1 - SETTLED) * then:
-                moving.append(f"{cell[0]} {cell[1].upper().replace('_', '+')} test {then:.3g} → {low:.3g}")
-    if not moving:
-        return None
-    return (f"test error was still falling by more than {SETTLED:.0%} over the last {TAIL:.0%} of the time ("
-            + "; ".join(moving) + ")")
+    """Test error still falling at the end of the budget (see :func:`_still_falling`)."""
+    return _still_falling(runs, cells, "test")
 
 
 def unsettled(runs: Runs, cells: tuple[tuple[str, str], ...]) -> str | None:
