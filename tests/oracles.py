@@ -65,15 +65,16 @@ def mlp_problem(loss: str, l2: float = 0.0, l2_biases: bool = True, n: int = 6) 
     return problem, (x, y)
 
 
-def rnn_problem() -> tuple[SequenceTaskProblem, SequenceBatch]:
-    """A 3-unit sigmoid RNN (the sparse initialisation of thesis §4.13) on the 2-bit temporal-order task with
-    T = 10, and a batch of 3 sequences."""
-    task = make_task("temporal_order_2bit", 10)
+def rnn_problem(task_name: str = "temporal_order_2bit", activation: str = "sigmoid", T: int = 10,
+                l2: float = 0.0) -> tuple[SequenceTaskProblem, SequenceBatch]:
+    """A 3-unit RNN (default sigmoid; the sparse initialisation of thesis §4.13) on a pathological task (default
+    the 2-bit temporal-order task with T = 10), ℓ2 prior ``l2``, and a batch of 3 sequences."""
+    task = make_task(task_name, T)
     test = task.generate(4, torch.Generator().manual_seed(0))
     data = GeneratedSequences("pathological", task, test, "t", "t")
-    model = RecurrentNet(task.input_dim, task.output_dim, RNNConfig(hidden_dim=3, activation="sigmoid"))
+    model = RecurrentNet(task.input_dim, task.output_dim, RNNConfig(hidden_dim=3, activation=activation))
     sparse_rnn_init_(model, torch.Generator().manual_seed(1))
-    problem = SequenceTaskProblem(model.double(), get_loss(task.loss), data, ObjectiveConfig(),
+    problem = SequenceTaskProblem(model.double(), get_loss(task.loss), data, ObjectiveConfig(l2=l2),
                                   torch.device("cpu"), F64, seed=0)
     batch = task.generate(3, torch.Generator().manual_seed(2)).to("cpu", F64)
     return problem, batch

@@ -18,6 +18,7 @@ from secondorder.curvature import (
 )
 from secondorder.curvature.diagonal import linear_layers_used_once
 from secondorder.curvature.products import MODES
+from secondorder.curvature.recurrent import RecurrentGaussNewton, supports_bptt
 from secondorder.data.splits import DataSplits
 from secondorder.losses import get_loss
 from secondorder.metrics import get_metric
@@ -168,6 +169,32 @@ def test_structural_damping_term_is_the_ggn_of_the_hidden_units() -> None:
     D = gauss_newton(J, distance.output_hessian(c), problem.cases(batch))  # (1/N) Σ J_cᵀ H_d J_c, N = 3
     v = random_vector(problem)
     torch.testing.assert_close(StructuralDampingTerm(problem, batch, weight=0.5).mv(v), 0.5 * D @ v)
+
+
+RNN_CASES = [("temporal_order_2bit", "sigmoid"), ("addition", "tanh"), ("memorization_5bit", "tanh"),
+             ("xor", "sigmoid")]
+
+
+@pytest.mark.parametrize(("task", "activation"), RNN_CASES)
+def test_closed_form_rnn_products_equal_the_dense_ggn_and_structural_term(task: str, activation: str) -> None:
+    """BPTT R-pass products (curvature/recurrent.py) against the dense (1/N) Jᵀ H J of the outputs and of the
+    hidden units, with an ℓ2 prior, on tanh and logistic nets and masked (addition) and dense-output tasks."""
+    problem, batch = rnn_problem(task, activation, T=10, l2=0.3)
+    space, flat = flat_parameters(problem)
+
+    def hidden(f):
+        return problem.structural_outputs(batch, space.unflatten(f))[0]
+
+    c, distance = problem.structural_outputs(batch, space.unflatten(flat))
+    D = gauss_newton(torch.func.jacrev(hidden)(flat), distance.output_hessian(c), problem.cases(batch))
+    G = dense_ggn(problem, batch) + 0.3 * torch.eye(flat.numel(), dtype=flat.dtype)  # the ℓ2 prior η I
+    v = random_vector(problem)
+    fast = RecurrentGaussNewton(problem, batch)
+    assert supports_bptt(problem)
+    torch.testing.assert_close(fast.mv(v), G @ v)
+    torch.testing.assert_close(space.flatten(fast.structural(space.unflatten(v))), D @ v)
+    torch.testing.assert_close(fast.mv_damped(v, 0.7), G @ v + 0.7 * D @ v)
+    torch.testing.assert_close(fast.mv_damped(v, 0.0), GGNOperator(problem, batch).mv(v))
 
 
 def test_linear_fast_path_of_the_empirical_fisher_diagonal_equals_per_case_gradients() -> None:

@@ -148,6 +148,31 @@ def test_hf_on_an_rnn_with_structural_damping(train, tmp_path: Path) -> None:
     assert metrics.cg_iters.dropna().min() >= 1
 
 
+def test_closed_form_rnn_products_give_the_linearised_products_trajectory(train, tmp_path: Path) -> None:
+    """curvature_mode=auto (BPTT products on the simple RNN) follows the linearize run (float64: CG's stopping
+    tests sit on rounding-level differences of the products after ~200 steps, so only the loss, λ and ρ are
+    compared; in float32 the runs part within a few iterations for the same reason)."""
+    runs = {}
+    for mode in ("auto", "linearize"):
+        code, err = train("experiment=hf_rnn", "dataset=addition", "dataset.T=12", "dataset.n_test=100",
+                          "optimizer.gradient_batch=200", "optimizer.curvature_chunks=2", "model.hidden_dim=8",
+                          f"optimizer.curvature_mode={mode}", "trainer.max_steps=3", "trainer.dtype=float64",
+                          "trainer.device=cpu",
+                          "trainer.progress=false", run_dir=tmp_path / mode, tiny=False)
+        assert code == 0, err
+        runs[mode] = read_run(tmp_path / mode)[0]
+    for column in ("loss", "lambda", "rho"):
+        fast, oracle = runs["auto"][column].dropna(), runs["linearize"][column].dropna()
+        assert len(fast) == len(oracle) == 3
+        assert fast.to_numpy() == pytest.approx(oracle.to_numpy(), rel=1e-4), column
+
+
+def test_bptt_products_on_a_feed_forward_net_are_refused(train, tmp_path: Path) -> None:
+    code, err = train("optimizer=hf", "optimizer.curvature_mode=bptt", "trainer.max_steps=1",
+                      run_dir=tmp_path / "mlp")
+    assert code != 0 and "curvature_mode=bptt needs" in err
+
+
 def test_rnn_ninety_percent_rule_stops_when_the_objective_reduction_falls_back() -> None:
     """Thesis §4.13: stop CG once the reduction of the objective falls below 90 % of the best so far; checked
     only at the stored iterates. Here h(x) = ‖x − 1‖² along CG iterates that overshoot after the 3rd check."""

@@ -279,15 +279,15 @@ class MarkedPairTask(SequenceTask):
         p2 = _randint(*self.second_mark_range(), (n,), generator)
         values = self._values((n, T_total), generator)
         valid = torch.arange(T_total).unsqueeze(0) < lengths.unsqueeze(1)
-        values = torch.where(valid, values, torch.zeros(()))
+        values = torch.where(valid, values, torch.zeros((), dtype=values.dtype))
         rows = torch.arange(n)
-        marker = torch.zeros(n, T_total)
+        marker = torch.zeros(n, T_total, dtype=torch.float32)
         marker[:, 0] = -1.0
         marker[rows, lengths - 1] = -1.0
         marker[rows, p1] = 1.0
         marker[rows, p2] = 1.0
         inputs = torch.stack([values, marker], dim=-1)
-        targets = torch.zeros(n, T_total, 1)
+        targets = torch.zeros(n, T_total, 1, dtype=torch.float32)
         targets[rows, lengths - 1, 0] = self.target_of(values[rows, p1], values[rows, p2])
         mask = torch.zeros(n, T_total, dtype=torch.bool)
         mask[rows, lengths - 1] = True
@@ -306,7 +306,7 @@ class AdditionTask(MarkedPairTask):
     """
 
     def _values(self, size: tuple[int, int], generator: torch.Generator) -> Tensor:
-        return torch.rand(size, generator=generator) * 2.0 - 1.0
+        return torch.rand(size, generator=generator, dtype=torch.float32) * 2.0 - 1.0
 
     def target_of(self, x1: Tensor, x2: Tensor) -> Tensor:
         return 0.5 + (x1 + x2) / 4.0
@@ -321,7 +321,7 @@ class MultiplicationTask(MarkedPairTask):
     """
 
     def _values(self, size: tuple[int, int], generator: torch.Generator) -> Tensor:
-        return torch.rand(size, generator=generator)
+        return torch.rand(size, generator=generator, dtype=torch.float32)
 
     def target_of(self, x1: Tensor, x2: Tensor) -> Tensor:
         return x1 * x2
@@ -616,7 +616,7 @@ class DNCCopyTask(SequenceTask):
         recall = (t > m).repeat(n, 1)
         index_out = (t - m - 1).clamp(0, c - 1).expand(n, T)
         targets = torch.gather(content, 1, index_out.unsqueeze(-1).expand(n, T, W)) * recall.unsqueeze(-1)
-        flags = torch.zeros(n, T, 2)
+        flags = torch.zeros(n, T, 2, dtype=torch.float32)
         flags[:, :, 0] = (t == k).to(torch.float32)
         flags[:, m, 1] = 1.0
         inputs = torch.cat([data_in, flags], dim=-1)
