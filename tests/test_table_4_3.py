@@ -85,6 +85,33 @@ def test_run_cells_skips_completed_runs(tmp_path: Path) -> None:
     assert outcome == {"done": "completed", "gone": "diverged"} and all(m.startswith("[skip]") for m in messages)
 
 
+FAKE_TRAIN = """
+import json, os, sys, time
+from pathlib import Path
+run_dir = Path(next(a for a in sys.argv if a.startswith("run_dir=")).split("=", 1)[1])
+run_dir.mkdir(parents=True)
+(run_dir / "started").touch()
+deadline = time.time() + 20  # both runs must be going at once (jobs=2) to finish early
+while time.time() < deadline and len(list(run_dir.parent.glob("*/started"))) < 2:
+    time.sleep(0.05)
+status = "completed" if len(list(run_dir.parent.glob("*/started"))) == 2 else "failed"
+(run_dir / "summary.json").write_text(json.dumps({"status": status, "threads": os.environ["OMP_NUM_THREADS"]}))
+"""
+
+
+def test_run_cells_runs_jobs_at_once_with_a_share_of_the_cores(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from secondorder.experiments import runner
+
+    monkeypatch.setattr(runner, "train_executable", lambda: [sys.executable, "-c", FAKE_TRAIN])
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    cells = [Cell(name, [], tmp_path / name) for name in ("a", "b")]
+    assert run_cells(cells, log=lambda m: None, jobs=2) == {"a": "completed", "b": "completed"}
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["threads"] == "2"  # 4 cores / 2 jobs
+
+
 def test_report_groups_seeds_with_mean_and_band(tmp_path: Path) -> None:
     from secondorder.report.command import main
 

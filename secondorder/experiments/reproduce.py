@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
                                               "the report still covers every cell")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset files (for the hooks)")
     p.add_argument("--list", action="store_true", help="print the cells and their overrides; run nothing")
+    p.add_argument("--jobs", type=int, help="runs at once (default: the profile's jobs, else 1); each gets "
+                                            "cores / jobs threads — keep 1 where wall-clock times are compared")
     p.add_argument("--report-only", action="store_true",
                    help="write the report from the runs as they are (e.g. while a long target is still running); "
                         "run nothing")
@@ -77,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     context.out.mkdir(parents=True, exist_ok=True)
     if hooks.prepare is not None:  # may replace cells (George's tuned methods: <problem>__<method>_tuned)
         cells = hooks.prepare(context, cells)
-    outcome = {} if args.report_only else run_cells(select(cells, args.cells))
+    jobs = args.jobs if args.jobs is not None else profile.jobs
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: must be at least 1")
+    outcome = {} if args.report_only else run_cells(select(cells, args.cells), jobs=jobs)
     written = write_report(context, cells, hooks.report, hooks.verdicts)
     if hooks.verdicts is not None:
         update_results_readme(context.out.parent.parent)

@@ -24,7 +24,7 @@ SPEC_DIR = CONF_DIR / "reproduce"
 STANDINS = "standins"  # conf/reproduce/standins.yaml: the shared stand-in data map, not an experiment
 
 SPEC_KEYS = {"title", "claims", "notes", "cell", "hooks", "standins", "profiles", "problems", "methods", "tuning"}
-PROFILE_KEYS = {"seeds", "data", "reduced", "note", "budget", "evaluation", "runs"}
+PROFILE_KEYS = {"seeds", "data", "reduced", "note", "budget", "evaluation", "runs", "jobs"}
 ENTRY_KEYS = {"label", "overrides", "per_profile", "profiles", "grid", "vars", "when"}
 PROBLEM_KEYS = ENTRY_KEYS | {"data", "methods"}
 RULE_KEYS = {"match", "overrides"}
@@ -43,6 +43,7 @@ class Profile:
     budget: tuple[str, ...] = ()
     evaluation: tuple[str, ...] = ()
     runs: str | None = None  # where run folders go (``~`` expanded; + ``/<experiment>/<profile>``); None: ``runs/``
+    jobs: int = 1  # runs at once on this machine (each with cores / jobs threads); wall-clock budgets assume 1
 
 
 @dataclass(frozen=True)
@@ -211,9 +212,12 @@ def _profile(name: str, raw: Any, where: str) -> Profile:
     runs = raw.get("runs")
     if runs is not None and (not isinstance(runs, str) or not runs.strip()):
         raise ConfigError(f"{where}: runs must be a folder path, got {runs!r}")
+    jobs = raw.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"{where}: jobs must be a positive integer, got {jobs!r}")
     return Profile(name, seeds, data, bool(raw.get("reduced", False)), raw.get("note"),
                    _overrides(raw.get("budget"), f"{where}.budget"),
-                   _overrides(raw.get("evaluation"), f"{where}.evaluation"), runs)
+                   _overrides(raw.get("evaluation"), f"{where}.evaluation"), runs, jobs)
 
 
 def _entry(key: str, raw: Any, where: str, allowed: set[str]) -> Entry:
