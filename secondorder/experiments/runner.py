@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from threading import Lock
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,15 @@ def run_cells(cells: list[Cell], log: Callable[[str], object] = print, jobs: int
         else:
             outcome[run.key] = "pending"
             pending.append((run, raised))
+    lock = Lock()
+
+    def log_line(message: str) -> None:  # one whole line at a time from the worker threads
+        with lock:
+            log(message)
+            sys.stdout.flush()  # a log redirected to a file shows each run as it starts and ends
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {run.key: pool.submit(_run_one, run, raised, jobs, log) for run, raised in pending}
+        futures = {run.key: pool.submit(_run_one, run, raised, jobs, log_line) for run, raised in pending}
         for key, future in futures.items():
             outcome[key] = future.result()
     return outcome
