@@ -125,6 +125,23 @@ def test_tanh_networks_break_the_lemma() -> None:
     assert found
 
 
+@pytest.mark.parametrize(("gamma_max", "runs_away"), [("1.0", False), ("null", True)])
+def test_kfra_gamma_stays_bounded_where_unbounded_it_runs_away(train, tmp_path: Path, gamma_max: str,
+                                                              runs_away: bool) -> None:
+    """Issue 18: with τ large, the greedy γ rule (App. C.3.2) prefers the most damped candidate every time; the
+    K-FAC bound γ ≤ 1 (here √(γ+η) ≤ 1, conf/optimizer/kfra.yaml) keeps γ at or below γ₀ = 150. The unbounded
+    setting (the old default) is run too, so this test is seen to catch the runaway."""
+    torch.set_default_dtype(torch.float32)
+    code, err = train("optimizer=kfra", "dataset=curves", "optimizer.batch_size=128",
+                      f"optimizer.gamma_max={gamma_max}", "trainer.max_steps=41", "trainer.eval_every=1000",
+                      "trainer.log_every=1",
+                      "model.encoder_dims=[784,24,6]", "dataset.n_train=256", "dataset.n_test=128",
+                      "trainer.device=cpu", "trainer.progress=false", run_dir=tmp_path / "r", tiny=False)
+    assert code == 0, err
+    gammas = read_run(tmp_path / "r")[0]["gamma"].dropna()
+    assert (gammas.max() > 150.0) == runs_away, gammas.unique()
+
+
 @pytest.mark.parametrize(("optimizer", "dataset", "extra"), [
     ("kfra", "curves", ("model.encoder_dims=[784,24,6]", "dataset.n_train=256", "dataset.n_test=128")),
     ("kflr", "mnist_5k_class", ("model.dims=[784,20,10]",)),
