@@ -12,7 +12,7 @@ from secondorder.data import load_dataset
 from secondorder.data.cifar10 import Cifar10Config
 from secondorder.data.faces import FacesConfig, FacesLfwConfig
 from secondorder.data.mnist import Mnist5kClassConfig, Mnist5kConfig, MnistClassConfig, MnistConfig
-from secondorder.errors import DataError
+from secondorder.errors import ConfigError, DataError
 from tests.data_files import write_cifar, write_mnist
 
 scipy_io = pytest.importorskip("scipy.io", reason="scipy is in the dev extra")
@@ -33,6 +33,19 @@ def test_mnist_from_torchvision_files(mnist_files) -> None:
     cls = load_dataset(MnistClassConfig(), data_dir)
     assert cls.num_classes == 10 and cls.train_targets.dtype == torch.int64
     np.testing.assert_array_equal(cls.test_targets.numpy(), arrays["t10k-labels-idx1-ubyte"])
+
+
+def test_mnist_first_n_training_cases(mnist_files, tmp_path: Path) -> None:
+    """KFRA App. A trains on the first 50 000 cases: dataset.n_train keeps the first n of the standard order."""
+    data_dir, arrays = mnist_files
+    first = load_dataset(MnistConfig(n_train=7), data_dir)
+    assert first.train_inputs.shape == (7, 784) and first.test_inputs.shape == (12, 784)
+    np.testing.assert_allclose(first.train_inputs.numpy(), arrays["train-images-idx3-ubyte"][:7].reshape(7, -1) / 255.0,
+                               rtol=1e-6)
+    with pytest.raises(ConfigError, match="only 30 training cases"):
+        load_dataset(MnistConfig(n_train=31), data_dir)
+    with pytest.raises(ConfigError, match="sorted by digit"):
+        load_dataset(Mnist5kConfig(n_train=7), data_dir)
 
 
 def test_mnist_missing_files_say_what_to_do(tmp_path: Path) -> None:

