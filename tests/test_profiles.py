@@ -83,3 +83,19 @@ def test_report_cli_writes_profiles(runs, tmp_path: Path, capsys) -> None:
     assert (tmp_path / "out" / "performance_profile.png").stat().st_size > 0
     write_profiles(runs, tmp_path / "out2", "t", "dataset", "optimizer")  # summary fields as keys
     assert "| slow |" in (tmp_path / "out2" / "profiles.md").read_text()
+
+
+def test_a_problem_whose_target_is_met_before_any_step_is_dropped(tmp_path: Path) -> None:
+    """Odd/even at error 0.5 for every method (issue 18): met at iteration 0, the target ranks nothing."""
+    make_run(tmp_path / "flat__kfac", [0.5, 0.5, 0.5], [0, 1, 2])
+    make_run(tmp_path / "flat__adam", [0.5, 0.6, 0.5], [0, 1, 2])
+    make_run(tmp_path / "real__kfac", [5, 1, 0.5], [0, 1, 2])
+    make_run(tmp_path / "real__adam", [5, 3, 1], [0, 1, 2])
+    write_profiles(find_runs([tmp_path]), tmp_path / "out", "t", "dataset", "optimizer")
+    text = (tmp_path / "out" / "profiles.md").read_text()
+    assert "Dropped: flat" in text
+    assert set(pd.read_csv(tmp_path / "out" / "profiles.csv")["problem"]) == {"real"}
+    write_profiles(find_runs([tmp_path / "flat__kfac", tmp_path / "flat__adam"]), tmp_path / "out", "t",
+                   "dataset", "optimizer")
+    assert "No problem left" in (tmp_path / "out" / "profiles.md").read_text()
+    assert not (tmp_path / "out" / "profiles.csv").exists()  # no stale table from the earlier report

@@ -12,7 +12,9 @@ and the profile of s is the fraction of problems it solves within a factor τ of
 Ratios above r_max count as failures. The score is the normalised area B_s = ∫₁^{r_max} ρ_s(τ) dτ / (r_max − 1)
 ∈ [0, 1]: 1 means fastest on every problem. Targets are given per problem (``--target curves=0.2``); by default a
 problem's target is the median over methods of their best training error, so about half the methods reach it
-(our choice: the papers fix no common targets). The iterate-averaged error counts where a run logs one.
+(our choice: the papers fix no common targets). The iterate-averaged error counts where a run logs one. A
+problem whose target some run already meets at its first evaluation (iteration 0, before any step) measures
+nothing — every method would be "fastest" at t = 0 — so it is dropped from the profile, and the table says so.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ def best_error(run: Run, column: str = "train_error") -> float:
     values = [rows[column].min()] + ([rows[f"{column}_avg"].min()] if f"{column}_avg" in rows else [])
     values = [v for v in values if pd.notna(v)]
     return float(min(values)) if values else math.inf
+
+
+def met_at_start(runs: list[Run], target: float, column: str = "train_error") -> bool:
+    """True when a run's first evaluation at iteration 0 (the initial parameters) already meets ``target``."""
+    for run in runs:
+        rows = run.evaluations
+        start = rows[rows["iteration"] == 0] if "iteration" in rows else rows.iloc[:0]
+        if len(start) and float(start[column].iloc[0]) <= target:
+            return True
+    return False
 
 
 def default_targets(table: dict[str, dict[str, list[Run]]], column: str = "train_error") -> dict[str, float]:
@@ -153,16 +165,28 @@ def write_profile_table(table: dict[str, dict[str, list[Run]]], out: Path, title
                         targets: dict[str, float] | None = None, r_max: float = R_MAX) -> str:
     """:func:`write_profiles` for runs already arranged by problem and method (several runs: their median)."""
     chosen = {**default_targets(table), **(targets or {})}
-    ratios = ratio_frame(table, chosen)
+    dropped = [p for p, methods in table.items()
+               if met_at_start([r for runs in methods.values() for r in runs], chosen[p])]
+    kept = {p: methods for p, methods in table.items() if p not in dropped}
+    header = [f"## Performance profile (time to target, r_max = {r_max:g})", "",
+              "Targets: " + ", ".join(f"{p} ≤ {t:.4g}" + ("" if targets and p in targets else " (median of the "
+                                                           "methods' best errors)") for p, t in chosen.items()) + "."]
+    if dropped:
+        header += ["", f"Dropped: {', '.join(dropped)} — the target is met at iteration 0 (before any step), so it "
+                       "ranks nothing; give a lower one with `--target PROBLEM=ERROR`."]
+    out.mkdir(parents=True, exist_ok=True)
+    if not kept:
+        for stale in ("profiles.csv", "performance_profile.png"):
+            (out / stale).unlink(missing_ok=True)
+        text = "\n".join([*header, "", "No problem left to profile.", ""])
+        (out / "profiles.md").write_text(text)
+        return text
+    ratios = ratio_frame(kept, {p: chosen[p] for p in kept})
     scores = score_frame(ratios, r_max)
     text = "\n".join([
-        f"## Performance profile (time to target, r_max = {r_max:g})", "",
-        "Targets: " + ", ".join(f"{p} ≤ {t:.4g}" + ("" if targets and p in targets else " (median of the "
-                                                      "methods' best errors)") for p, t in chosen.items()) + ".",
-        "", to_markdown(scores), "", to_markdown(ratios), "",
+        *header, "", to_markdown(scores), "", to_markdown(ratios), "",
         "Plot: `performance_profile.png`. Wall-clock times on the run's own hardware; compare methods run on the "
         "same machine only.", ""])
-    out.mkdir(parents=True, exist_ok=True)
     ratios.to_csv(out / "profiles.csv", index=False)
     (out / "profiles.md").write_text(text)
     plot_profiles(ratios, out / "performance_profile.png", title, r_max)
