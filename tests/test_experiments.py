@@ -56,7 +56,11 @@ def test_kfra_full_grid_follows_the_paper() -> None:
     # §5.2 odd/even: KFLR / KFRA / K-FAC for 5 000 updates, Adam's grid only, 40 000 updates
     oddeven = [n for n in cells if n.startswith("oddeven__")]
     assert {"oddeven__kflr", "oddeven__kfra", "oddeven__kfac", "oddeven__adam_default"} <= set(oddeven)
-    assert len(oddeven) == 4 + 40 and not any(n.startswith("oddeven__sgd") for n in oddeven)
+    assert len(oddeven) == 6 + 40 and not any(n.startswith("oddeven__sgd") for n in oddeven)  # + batch-only pair
+    # §5 / App. A: D-1000-500-250-30 on every autoencoder, MNIST's first 50 000, curvature with and without averaging
+    assert "model.encoder_dims=[625,1000,500,250,30]" in cells["faces__kfra"].overrides
+    assert "dataset.n_train=50000" in cells["mnist__kfra"].overrides
+    assert "optimizer.stats_decay=0" in cells["curves__kfra_batch"].overrides
     assert "trainer.max_steps=5000" in cells["oddeven__kflr"].overrides
     assert "dataset=mnist_parity" in cells["oddeven__kflr"].overrides
     assert "trainer.max_steps=40000" in cells["oddeven__adam_lr2^-6_T1"].overrides
