@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from secondorder.errors import ConfigError, UserError
-from secondorder.experiments import george, hf_rnn, kfra, table_4_3
+from secondorder.experiments import george, hf_rnn, kfac_verdicts, kfra, table_4_3
 from secondorder.experiments.expansion import expand
 from secondorder.experiments.hooks import Context, Hooks
 from secondorder.experiments.report import write_report
@@ -27,7 +27,8 @@ from secondorder.experiments.runner import exit_code, run_cells, select
 from secondorder.experiments.spec import available_specs, load_spec
 from secondorder.experiments.verdicts import update_results_readme
 
-HOOKS = {"table_4_3": table_4_3.HOOKS, "hf_rnn": hf_rnn.HOOKS, "george": george.HOOKS, "kfra": kfra.HOOKS}
+HOOKS = {"table_4_3": table_4_3.HOOKS, "hf_rnn": hf_rnn.HOOKS, "george": george.HOOKS, "kfra": kfra.HOOKS,
+         "kfac": kfac_verdicts.HOOKS}
 
 
 def parser() -> argparse.ArgumentParser:
