@@ -75,3 +75,17 @@ def test_memorisation_needs_both_variants_and_seed_dependence_needs_real_failure
     assert verdicts_of(cut)[5].verdict == INCONCLUSIVE  # unsolved only because our budget ended
     short = frame(trials("addition", 10, "structural", "sss"), trials("addition", 10, "tikhonov", "sss"))
     assert verdicts_of(short)[0].verdict == INCONCLUSIVE  # T = 10 is not a long lag
+
+
+def test_speed_with_runs_cut_by_our_budget_compares_solved_counts_within_the_common_budget() -> None:
+    """Structural solves 2 of 3 by 200 minibatches; every Tikhonov trial is cut at ≥ 300 unsolved: at B = 300
+    (the first cut) every trial's state is known — 2 vs 0 solved, so structural was faster. One trial apart decides
+    nothing (seed noise)."""
+    runs = frame(trials("multiplication", 30, "structural", "ssu", 100), trials("multiplication", 30, "tikhonov",
+                                                                              "uuu", 300))
+    faster = verdicts_of(runs)[1]
+    assert faster.verdict == HELD and "multiplication T=30: 2/3 vs 0/3 (B = 300)" in faster.measured
+    reverse = frame(trials("addition", 30, "structural", "uuu", 300), trials("addition", 30, "tikhonov", "ssu", 100))
+    assert verdicts_of(reverse)[1].verdict == NOT_HELD
+    close = frame(trials("addition", 30, "structural", "suu", 100), trials("addition", 30, "tikhonov", "uuu", 300))
+    assert verdicts_of(close)[1].verdict == INCONCLUSIVE

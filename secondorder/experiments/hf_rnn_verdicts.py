@@ -23,6 +23,7 @@ from secondorder.experiments.verdicts import HELD, INCONCLUSIVE, NOT_HELD, Verdi
 
 LONG_LAG = 30  # the lags the evidence profile must reach on the core tasks
 MAJORITY = 2 / 3  # "solves": at least two thirds of the trials of a cell
+SEPARATION = 2  # solved-within-budget counts decide a speed comparison only this many trials apart (1 of 3: noise)
 
 CHECKED = ("HF's oracle tests (tests/test_hf.py: GGN and structural-damping products against dense float64 "
            "autograd on the RNN, CG, λ adaptation), the cell's config against §4.13 (conf/experiment/hf_rnn.yaml: "
@@ -62,26 +63,65 @@ def solves_long_lags(cells: pd.DataFrame) -> Verdict:
                    f"concluding: {CHECKED}")
 
 
-def structural_is_faster(cells: pd.DataFrame) -> Verdict:
+def solved_by_common_budget(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, T) run by both variants: B, the fewest minibatches any unfinished trial of the two ran (the most
+    any trial ran when none is unfinished), and per variant the trials solved within B — every trial's state at B
+    is observed, so these counts compare speed without guessing how a cut run would have ended."""
+    rows = []
+    for (task, lag), group in frame.groupby(["task", "T"], sort=False):
+        if not {"structural", "tikhonov"} <= set(group.variant):
+            continue
+        cut = group[group.outcome == "unfinished"].minibatches
+        budget = float(cut.min()) if len(cut) else float(group.minibatches.max())
+        row = {"task": task, "T": lag, "budget": budget}
+        for variant in ("structural", "tikhonov"):
+            mine = group[group.variant == variant]
+            row[variant] = int(((mine.outcome == "solved") & (mine.minibatches <= budget)).sum())
+            row[f"{variant}_trials"] = len(mine)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def structural_is_faster(cells: pd.DataFrame, frame: pd.DataFrame | None = None) -> Verdict:
+    """Where every trial of both variants ended, the mean minibatches of the solved trials; elsewhere the trials
+    solved within the common budget B (:func:`solved_by_common_budget`), decided only when the counts differ by
+    at least :data:`SEPARATION` trials."""
     claim = "Structural damping adds speed: fewer minibatches before success than Tikhonov damping alone (§4.13.1)"
     pairs = _pairs(cells)
-    if not pairs.empty:  # only cells where every trial of both variants ended (no unfinished run biases the means)
+    ended_cells: set[tuple[str, int]] = set()
+    if not pairs.empty:  # cells where every trial of both variants ended (no unfinished run biases the means)
         ended = (pairs[("unsolved_rate", "structural")] == pairs[("failure_rate", "structural")]) & (
             pairs[("unsolved_rate", "tikhonov")] == pairs[("failure_rate", "tikhonov")])
+        ended_cells = set(pairs[ended].index)
         pairs = pairs[ended].dropna(subset=[("minibatches_mean", "structural"), ("minibatches_mean", "tikhonov")])
-    if pairs.empty:
-        return Verdict(claim, "no (task, T) where both variants solved and no trial was cut by our budget",
-                       INCONCLUSIVE, "speed can only be compared where both variants succeed and every trial ended")
-    s, t = pairs[("minibatches_mean", "structural")], pairs[("minibatches_mean", "tikhonov")]
-    measured = "; ".join(f"{task} T={lag}: {s[(task, lag)]:.0f} vs {t[(task, lag)]:.0f}" for task, lag in pairs.index)
-    faster, slower = int((s < t).sum()), int((s > t).sum())
-    measured = f"mean minibatches of solved trials, structural vs Tikhonov: {measured}"
-    why = f"structural needed fewer in {faster} of {len(pairs)} cells, more in {slower}"
+    parts, faster, slower, compared = [], 0, 0, 0
+    if not pairs.empty:
+        s, t = pairs[("minibatches_mean", "structural")], pairs[("minibatches_mean", "tikhonov")]
+        parts.append("mean minibatches of solved trials, structural vs Tikhonov: " + "; ".join(
+            f"{task} T={lag}: {s[(task, lag)]:.0f} vs {t[(task, lag)]:.0f}" for task, lag in pairs.index))
+        faster, slower, compared = int((s < t).sum()), int((s > t).sum()), len(pairs)
+    budgets = solved_by_common_budget(frame) if frame is not None and not frame.empty else pd.DataFrame()
+    if not budgets.empty:
+        budgets = budgets[[(r.task, r.T) not in ended_cells for r in budgets.itertuples()]]
+    if not budgets.empty:
+        parts.append("solved within the common budget B, structural vs Tikhonov: " + "; ".join(
+            f"{r.task} T={r.T}: {r.structural}/{r.structural_trials} vs {r.tikhonov}/{r.tikhonov_trials} "
+            f"(B = {r.budget:.0f})" for r in budgets.itertuples()))
+        difference = budgets.structural - budgets.tikhonov
+        faster += int((difference >= SEPARATION).sum())
+        slower += int((difference <= -SEPARATION).sum())
+        compared += len(budgets)
+    if not faster and not slower:
+        return Verdict(claim, "; ".join(parts) or "no (task, T) with both variants", INCONCLUSIVE,
+                       "no (task, T) separates the variants: both solved with every trial ended, or solved counts "
+                       f"within the common budget {SEPARATION} or more apart")
+    why = (f"structural was faster in {faster} of {compared} (task, T) cells, slower in {slower} (the rest "
+           f"undecided: within-budget solved counts less than {SEPARATION} apart)")
     if faster > slower:
-        return Verdict(claim, measured, HELD, why)
+        return Verdict(claim, "; ".join(parts), HELD, why)
     if faster == slower:
-        return Verdict(claim, measured, INCONCLUSIVE, why)
-    return Verdict(claim, measured, NOT_HELD, f"{why}. Checked before concluding: {CHECKED}")
+        return Verdict(claim, "; ".join(parts), INCONCLUSIVE, why)
+    return Verdict(claim, "; ".join(parts), NOT_HELD, f"{why}. Checked before concluding: {CHECKED}")
 
 
 def structural_is_more_robust(cells: pd.DataFrame) -> Verdict:
@@ -166,5 +206,5 @@ def verdicts_of(frame: pd.DataFrame) -> list[Verdict]:
     """Every claim judged on ``frame`` (one row per run: task, T, variant, outcome, minibatches)."""
     cells = per_cell(frame) if not frame.empty else pd.DataFrame(
         columns=["task", "T", "variant", "trials", "failure_rate", "unsolved_rate", "minibatches_mean"])
-    return [solves_long_lags(cells), structural_is_faster(cells), structural_is_more_robust(cells),
+    return [solves_long_lags(cells), structural_is_faster(cells, frame), structural_is_more_robust(cells),
             memorisation_needs_structural(cells), tikhonov_does_well_to_100(cells), failures_depend_on_the_seed(cells)]
