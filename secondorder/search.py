@@ -11,8 +11,9 @@ that makes sense:
 * a diverged or failed trial enters the history with the worst finite criterion seen (so p stays defined);
 * rejection sampling gives up after ``max_rejections`` draws and takes the last proposal (never loops forever).
 
-Proposals are reproducible: trial k's generator is seeded from (seed, k), and BRS conditions only on the history,
-so a resumed search proposes the same trials.
+Proposals are reproducible: trial k's generator is seeded from (method, seed, k) — random and biased search with the
+same seed draw from independent streams — and BRS conditions only on the history, so a resumed search proposes the
+same trials.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def propose(method: str, space: Sequence[Dimension], history: Sequence[Trial], i
         if index >= len(points):
             raise ConfigError(f"the grid has {len(points)} points; trial {index} is past its end")
         return dict(zip([d.key for d in space], points[index], strict=True))
-    rng = random.Random(f"{seed}:{index}")
+    rng = random.Random(f"{method}:{seed}:{index}")  # random and biased search draw from independent streams
 
     def draw() -> dict[str, float]:
         return {d.key: d.from_unit(rng.random()) for d in space}

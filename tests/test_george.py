@@ -133,7 +133,8 @@ TINY_SEARCH = {"data": ["dataset=mnist_5k"], "searches": 2, "experiments": 4, "s
 def test_a_search_trial_is_plain_sgd_through_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """George 2017 §4.1 protocol: a trial's criterion is the final training loss (½‖f(x) − x‖² per case, mean over
     the training set) after ``steps`` SGD updates on batches of 200 from the trainer's sampler, from Glorot weights
-    × the trial's scale (seed 0); a diverging trial gives None; trial run directories do not stay behind."""
+    × the trial's scale (its own seed: trial 0 of repetition 0); a diverging trial gives None; trial run directories
+    do not stay behind."""
     torch.set_default_dtype(torch.float32)
     monkeypatch.setitem(search_protocol.PROFILES, "quick", TINY_SEARCH)
     objective = search_protocol.sgd_objective("quick", tmp_path / "data", tmp_path / "runs")
@@ -141,8 +142,10 @@ def test_a_search_trial_is_plain_sgd_through_the_trainer(tmp_path: Path, monkeyp
     value = objective(params)
 
     data = load_dataset(Mnist5kConfig(), tmp_path / "data")
-    model = build_model(AutoencoderConfig(encoder_dims=[784, 8], init=InitConfig(scheme="glorot", scale=2.0)), seed=0)
-    sampler = EpochSampler(data.train_inputs, data.train_targets, seed=SAMPLER_SEED_OFFSET)
+    seed = search_protocol.trial_seed(0, 0)
+    model = build_model(AutoencoderConfig(encoder_dims=[784, 8], init=InitConfig(scheme="glorot", scale=2.0)),
+                        seed=seed)
+    sampler = EpochSampler(data.train_inputs, data.train_targets, seed=seed + SAMPLER_SEED_OFFSET)
     sgd = torch.optim.SGD(model.parameters(), lr=0.003)
     for _ in range(3):
         x, y = sampler.next(200)
@@ -163,6 +166,26 @@ def test_search_table_on_a_tiny_profile(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(search_protocol.PROFILES, "quick", TINY_SEARCH)
     text = search_protocol.search_table("quick", tmp_path, tmp_path / "data")
     assert "| grid | 27.23 ± 0.42 |" in text and "| biased | 26.61 ± 0.13 |" in text and "REDUCED" in text
-    rows = [line.split("|")[3].split("±") for line in text.splitlines() if line.startswith(("| grid", "| random"))]
-    assert all(0 < float(mean) < 200 and float(spread) >= 0 for mean, spread in rows)
+    rows = [line.split("|") for line in text.splitlines() if line.startswith(("| grid", "| random"))]
+    for row in rows:  # George's scale ‖·‖² is twice our ½‖·‖²
+        (george, george_spread), (ours, ours_spread) = (cell.split("±") for cell in row[3:5])
+        assert float(george) == pytest.approx(2 * float(ours), rel=1e-3) and 0 < float(ours) < 200
+        assert float(george_spread) == pytest.approx(2 * float(ours_spread), rel=0.05, abs=0.02)
+        assert float(ours_spread) > 0  # two repetitions with their own seeds: the grid row has a spread too
     assert (tmp_path / "figure-4.1.png").stat().st_size > 0
+
+
+def test_trials_get_their_own_seeds_and_random_and_biased_search_draw_independently(tmp_path: Path) -> None:
+    """Issue 19: two trials of one search differ in seed (init and batch order), every repetition too; random and
+    biased search with the same search seed propose from independent streams."""
+    from secondorder.search import propose
+
+    seeds = {search_protocol.trial_seed(r, k) for r in range(3) for k in range(100)}
+    assert len(seeds) == 300
+    params = {d.key: d.from_unit(0.5) for d in search_protocol.SPACE}
+    overrides = [search_protocol.trial_overrides("quick", params, tmp_path, tmp_path / "t", search_protocol
+                                                 .trial_seed(0, k)) for k in (0, 1)]
+    assert [o for o in overrides[0] if o.startswith("seed=")] != [o for o in overrides[1] if o.startswith("seed=")]
+    random_first = [propose("random", search_protocol.SPACE, [], k, seed=1000) for k in range(5)]
+    biased_first = [propose("biased", search_protocol.SPACE, [], k, seed=1000) for k in range(5)]  # cold start
+    assert all(r != b for r, b in zip(random_first, biased_first, strict=True))
