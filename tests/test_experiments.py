@@ -208,3 +208,24 @@ def test_measurement_settings_are_data(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("space: {}\n")
     with pytest.raises(ConfigError, match="needs a 'profiles' mapping"):
         load_measurement("bad", tmp_path)
+
+
+def test_a_problem_plots_its_measures(tmp_path: Path) -> None:
+    """kfac-rnn's copy task plots the training cross-entropy (the paper's Figure 3 measure) beside the error rate;
+    other problems plot the error only; an unknown measure is a one-line error."""
+    ctx = context("kfac-rnn", "quick", tmp_path)
+    cells = [c for c in expand(ctx.spec, "quick", ctx.runs_root) if c.labels["problem"] == "dnc_copy"]
+    assert cells[0].labels["measures"] == ("loss", "error")
+    for cell in cells:
+        fake_run(cell.run_dir, 0.5, 0.6)
+        metrics = pd.read_csv(cell.run_dir / "metrics.csv")
+        metrics["train_loss"], metrics["test_loss"] = metrics.train_error * 10, metrics.test_error * 10
+        metrics.to_csv(cell.run_dir / "metrics.csv", index=False)
+    write_report(ctx, cells)
+    for measure in ("loss", "error"):
+        assert (ctx.out / f"dnc_copy_{measure}_vs_iteration.png").stat().st_size > 0
+    from secondorder.experiments.spec import parse_spec
+
+    raw = {"title": "t", "profiles": {"quick": {}}, "problems": {"p": {"measures": ["accuracy"]}}, "methods": {"m": []}}
+    with pytest.raises(ConfigError, match="'accuracy' is not one of error, loss"):
+        parse_spec("x", raw)

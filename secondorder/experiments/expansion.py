@@ -117,6 +117,8 @@ def expand(spec: Spec, profile: str, runs_root: Path) -> list[Cell]:
                     try:
                         variables = {**problem_vars, **method_vars, "problem": problem_label,
                                      "method": render(method.label, method_vars)}
+                        if problem.measures != ("error",):  # the report's plotted measures, where not the default
+                            variables["measures"] = problem.measures
                         name = render(spec.cell, variables)
                         overrides = cell_overrides(spec, profile, problem, method, variables)
                     except ConfigError as exc:

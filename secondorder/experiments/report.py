@@ -73,15 +73,17 @@ def problem_section(context: Context, problem: str, cells: list[Cell], found: di
     groups = {c.labels["method"]: found[c.name] for c in cells if found[c.name]}
     if not groups:
         return [f"## {problem}", "", "no completed runs", ""]
-    for x, suffix in PLOTS:
-        plot_groups(groups, x, context.out / f"{problem}_error_vs_{suffix}.png", center="median",
-                    title=f"{context.spec.title}: {problem} ({context.profile.name})")
+    measures = cells[0].labels.get("measures", ("error",))
+    for measure in measures:
+        for x, suffix in PLOTS:
+            plot_groups(groups, x, context.out / f"{problem}_{measure}_vs_{suffix}.png", center="median",
+                        title=f"{context.spec.title}: {problem} ({context.profile.name})", measure=measure)
     runs = run_frame(cells, found)
     seeds = context.profile.seeds
     lines = [f"## {problem}", "", to_markdown(runs.drop(columns=["problem"] + ([] if seeds > 1 else ["seed"]))), ""]
     if seeds > 1:
         lines += [f"Over seeds (median [min, max] of {seeds}):", "", to_markdown(seed_frame(runs, seeds)), ""]
-    lines += [f"Plots: `{problem}_error_vs_iteration.png`, `…_time.png`, `…_gradients.png`"
+    lines += [", ".join(f"`{problem}_{m}_vs_iteration.png`" for m in measures) + ", `…_time.png`, `…_gradients.png`"
               + (" (median over seeds, min–max band)." if seeds > 1 else "."), ""]
     return lines
 

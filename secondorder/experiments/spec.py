@@ -26,7 +26,8 @@ STANDINS = "standins"  # conf/reproduce/standins.yaml: the shared stand-in data 
 SPEC_KEYS = {"title", "claims", "notes", "cell", "hooks", "standins", "profiles", "problems", "methods", "tuning"}
 PROFILE_KEYS = {"seeds", "data", "reduced", "note", "budget", "evaluation", "runs", "jobs"}
 ENTRY_KEYS = {"label", "overrides", "per_profile", "profiles", "grid", "vars", "when"}
-PROBLEM_KEYS = ENTRY_KEYS | {"data", "methods"}
+PROBLEM_KEYS = ENTRY_KEYS | {"data", "methods", "measures"}
+MEASURES = ("error", "loss")  # what a problem's plots show: the metric, or the objective's data term
 RULE_KEYS = {"match", "overrides"}
 TUNING_KEYS = {"profiles", "methods", "search", "budget", "trials"}
 
@@ -75,6 +76,7 @@ class Entry:
     when: tuple[Rule, ...] = ()
     data: str | None = None  # problems: the stand-in map's entry for this problem's data
     methods: tuple[str, ...] | None = None  # problems: the method entries it runs (None: all)
+    measures: tuple[str, ...] = ("error",)  # problems: plotted measures (``<problem>_<measure>_vs_*.png``)
 
     def runs_in(self, profile: str) -> bool:
         return self.profiles is None or profile in self.profiles
@@ -235,11 +237,16 @@ def _entry(key: str, raw: Any, where: str, allowed: set[str]) -> Entry:
                    for k, v in _mapping(raw.get("per_profile", {}), f"{where}.per_profile").items()}
     profiles = raw.get("profiles")
     methods = raw.get("methods")
+    measures = tuple(map(str, _list(raw.get("measures", ["error"]), f"{where}.measures")))
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise ConfigError(f"{where}.measures: {unknown[0]!r} is not one of {', '.join(MEASURES)}")
     return Entry(key=key, label=str(raw.get("label", key)), overrides=_overrides(raw.get("overrides"), where),
                  per_profile=per_profile, profiles=None if profiles is None else tuple(_list(profiles, where)),
                  grid=grid, vars=dict(_mapping(raw.get("vars", {}), f"{where}.vars")),
                  when=tuple(_rule(r, f"{where}.when") for r in _list(raw.get("when", []), f"{where}.when")),
-                 data=raw.get("data"), methods=None if methods is None else tuple(map(str, _list(methods, where))))
+                 data=raw.get("data"), methods=None if methods is None else tuple(map(str, _list(methods, where))),
+                 measures=measures)
 
 
 def _rule(raw: Any, where: str) -> Rule:

@@ -41,15 +41,17 @@ def _group_curve(runs: list[Run], x: str, column: str, center: str = "mean"
 
 
 def plot_groups(groups: dict[str, list[Run]], x: str, path: Path, log_y: bool = True,
-                title: str | None = None, center: str = "mean", y_label: str = "error") -> Path:
-    """Train (solid) and test (dashed) error per group against ``x``, a marker at every evaluation; several runs →
-    their mean (or, with ``center="median"``, median) with a min–max band."""
+                title: str | None = None, center: str = "mean", y_label: str | None = None,
+                measure: str = "error") -> Path:
+    """Train (solid) and test (dashed) ``measure`` (``error``: the metric; ``loss``: the objective's data term) per
+    group against ``x``, a marker at every evaluation; several runs → their mean (or, with ``center="median"``,
+    median) with a min–max band."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     everything = [run for runs in groups.values() for run in runs]
     for i, (label, runs) in enumerate(groups.items()):
         color = f"C{i % 10}"
         suffix = f" ({center} of {len(runs)})" if len(runs) > 1 else ""
-        for column, style in (("train_error", "-"), ("test_error", "--")):
+        for column, style in ((f"train_{measure}", "-"), (f"test_{measure}", "--")):
             xs, middle, low, high = _group_curve(runs, x, column, center)
             ax.plot(xs, middle, color=color, linestyle=style, marker="o" if style == "-" else "s", markersize=2.5,
                     label=f"{label}{suffix} {column.split('_')[0]}")
@@ -58,7 +60,7 @@ def plot_groups(groups: dict[str, list[Run]], x: str, path: Path, log_y: bool = 
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(X_AXES[x])
-    ax.set_ylabel(y_label)
+    ax.set_ylabel(y_label or measure)
     labels = sorted({run.summary.get("data", {}).get("label", "?") for run in everything})
     ax.set_title((title + "\n" if title else "") + "; ".join(labels), fontsize=9)
     fig.text(0.01, 0.005, provenance_line(everything), fontsize=6, color="0.35", ha="left", va="bottom")
