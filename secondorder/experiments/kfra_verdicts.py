@@ -257,8 +257,8 @@ def near_perfect_loss(table: Curves, column: str = "train_loss") -> Verdict:
 def faces_adam_default(table: Curves) -> Verdict:
     claim = "On FACES Adam at its default 10⁻³ diverges and ends at a suboptimal local minimum (§5.1)"
     if "faces" not in table:
-        return Verdict(claim, "FACES not run in this profile", INCONCLUSIVE, "FACES needs more time than this "
-                       "profile has; `PROFILE=full` runs it")
+        return Verdict(claim, "no FACES runs", INCONCLUSIVE, "the evidence profile leaves FACES out (it needs more "
+                       "time than 2 CPU hours allow beside the others); `PROFILE=full` runs it")
     runs = table["faces"].get("adam_default", [])
     if not runs:
         return Verdict(claim, "Adam at 10⁻³ not run on FACES", INCONCLUSIVE, "runs missing")
