@@ -255,3 +255,29 @@ def test_hf_on_5bit_memorisation_trains_on_the_32_sequences(train, tmp_path: Pat
     assert code == 0, err
     metrics, _ = read_run(tmp_path / "mem")
     assert metrics.examples_seen.dropna().max() == 2 * 32  # the whole set at each of the two iterations
+
+
+def test_cg_from_a_start_that_overflows_offers_the_zero_step() -> None:
+    """Issue 17's HF-RNN evidence: a warm start whose quadratic overflows ended CG with nothing stored, and the
+    backtracking that follows crashed (IndexError) — three xor runs died so."""
+    A, b = spd_system(10)
+    result = pcg(lambda v: A @ v, b, torch.full((10,), 1e200, dtype=torch.float64), max_iters=20)
+    assert result.reason == "nonfinite" and len(result.stored) == 1 and result.stored[0][0] == 0
+    assert torch.equal(result.stored[0][1], torch.zeros(10, dtype=torch.float64))
+
+
+def test_hf_restarts_cg_from_zero_when_its_warm_start_overflows() -> None:
+    """A previous CG run's huge iterate as warm start made every later CG run break down at its first step (one
+    5-bit memorisation run sat 38 iterations so): HF now starts that CG run again from zero and keeps no warm start
+    from a run that overflowed."""
+    from secondorder.optim.hf import HessianFree, HFConfig
+    from tests.oracles import rnn_problem
+
+    problem, _ = rnn_problem("addition", "tanh", T=10)
+    hf = HessianFree(problem, HFConfig(gradient_batch=8, curvature_chunks=1, preconditioner="none",
+                                       initial_lambda=1.0, max_cg_iters=20))
+    sampler = problem.make_sampler(seed=0)
+    hf.previous = torch.full((hf.space.numel,), 1e200, dtype=torch.float64)
+    result = hf.step(0, sampler)
+    assert result.stats["cg_iters"] > 0 and result.stats["cg_stop"] != 3  # solved from zero, not from the start
+    assert hf.previous is not None and float(hf.previous.abs().max()) < 1e10

@@ -127,8 +127,9 @@ def pcg(
     q = [float(0.5 * torch.dot(r - b, x))]
     stored: list[tuple[int, Tensor]] = []
     reason, i = "max_iters", 0
-    if not math.isfinite(q[0]):
-        return CGResult(torch.zeros_like(x0), 0, "nonfinite", [0.0], [], products)
+    if not math.isfinite(q[0]):  # the start overflows the quadratic: offer the zero step only
+        zero = torch.zeros_like(x0)
+        return CGResult(zero, 0, "nonfinite", [0.0], [(0, zero)], products)
     finished = False
     while i < max_iters and not finished:
         block = _look_ahead(A, apply_p, b, x, r, p, ry, min(sync_every, max_iters - i))

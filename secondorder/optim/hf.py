@@ -24,7 +24,8 @@ One HF iteration k, with θ the parameters and h the objective (ℓ2 prior inclu
    θ ← θ + αp.
 
 Robustness: non-positive curvature stops CG; a non-finite quantity in CG, in ρ or in the proposal rejects
-the step and raises λ; λ stays within [``min_lambda``, ``max_lambda``]. The trainer handles a non-finite h(θ).
+the step and raises λ, and leaves no warm start for the next CG run (a warm start that overflows is replaced by
+zero in the same iteration); λ stays within [``min_lambda``, ``max_lambda``]. The trainer handles a non-finite h(θ).
 """
 
 from __future__ import annotations
@@ -234,15 +235,8 @@ class HessianFree(Optimizer):
                 return r / scale
 
         x0 = cfg.cg_init_decay * self.previous if self.previous is not None else torch.zeros_like(theta)
-        stop = None
-        if cfg.cg_stop_rule == "objective_90":
-            stop = ObjectiveReductionStop(lambda x: self._h(curvature_batch, theta + x),
-                                          self._h(curvature_batch, theta), set(self.schedule), costs)
         with self.phases("cg"):
-            result = pcg(damped, -grad, x0, precondition=precondition, max_iters=cfg.max_cg_iters,
-                         min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
-                         store_at=self.schedule if cfg.backtracking else [], stop=stop,
-                         sync_every=cfg.cg_sync_every)
+            result = self._conjugate_gradient(damped, grad, x0, precondition, curvature_batch, theta, costs)
         costs.curvature_products += result.products
         stats.update(cg_iters=result.iterations, cg_stop=STOP_CODES[result.reason],
                      cg_q=result.q_values[-1])
@@ -278,8 +272,30 @@ class HessianFree(Optimizer):
             with self.phases("update"):
                 self._set_params(theta + rate * proposal)
         last = proposal if cfg.cg_init_from == "backtracked" else result.x
-        self.previous = last if bool(torch.isfinite(last).all()) else None
+        # a CG run that overflowed leaves no warm start: its last finite iterate is where it blew up
+        self.previous = last if bool(torch.isfinite(last).all()) and result.reason != "nonfinite" else None
         return StepResult(h0, costs, stats)
+
+    def _conjugate_gradient(self, damped: Any, grad: Tensor, x0: Tensor, precondition: Any, curvature_batch: Any,
+                            theta: Tensor, costs: StepCosts) -> Any:
+        """PCG on the damped quadratic from ``x0`` (step 5); when the warm start itself overflows it (a previous
+        run's huge iterate), again from zero — otherwise every later iteration would start there and stall."""
+        cfg = self.cfg
+
+        def solve(start: Tensor):
+            stop = None
+            if cfg.cg_stop_rule == "objective_90":
+                stop = ObjectiveReductionStop(lambda x: self._h(curvature_batch, theta + x),
+                                              self._h(curvature_batch, theta), set(self.schedule), costs)
+            return pcg(damped, -grad, start, precondition=precondition, max_iters=cfg.max_cg_iters,
+                       min_iters=cfg.min_cg_iters, tolerance=cfg.cg_tolerance, mode=cfg.cg_tolerance_mode,
+                       store_at=self.schedule if cfg.backtracking else [], stop=stop, sync_every=cfg.cg_sync_every)
+
+        result = solve(x0)
+        if result.reason == "nonfinite" and result.iterations == 0 and bool(torch.any(x0 != 0)):
+            costs.curvature_products += result.products
+            result = solve(torch.zeros_like(x0))
+        return result
 
     def _backtrack(self, batch: Any, theta: Tensor, candidates: list[tuple[int, Tensor]],
                    costs: StepCosts) -> tuple[int, Tensor, float]:
