@@ -95,13 +95,13 @@ def test_params_from_a_dict_override_integer_values_and_an_explicit_history(trai
 
 def test_random_search_records_failed_trials_and_goes_on(train: TrainRunner, tmp_path: Path) -> None:
     """A negative learning rate fails validation: such trials are recorded as failed with their error and the
-    search continues (seed 0 draws +, −, −, −)."""
+    search continues (seed 17 draws +, −, −, −)."""
     code, err = sweep(train, tmp_path, "hydra/sweeper=random_search", "hydra.sweeper.n_trials=4",
-                      "optimizer.lr=interval(-0.01,0.01)")
+                      "hydra.sweeper.seed=17", "optimizer.lr=interval(-0.01,0.01)")
     assert code == 0, err
     history = read_history(tmp_path / "history.jsonl")
     space = [Dimension("optimizer.lr", -0.01, 0.01)]
-    assert [t.params for t in history] == [propose("random", space, [], k, seed=0) for k in range(4)]
+    assert [t.params for t in history] == [propose("random", space, [], k, seed=17) for k in range(4)]
     assert [t.status for t in history] == ["completed" if t.params["optimizer.lr"] > 0 else "failed" for t in history]
     for t in history[1:]:
         assert t.criterion is None and t.extra["error"] == f"optimizer.lr={t.params['optimizer.lr']!r}: must be > 0"

@@ -25,14 +25,13 @@ from torch import Tensor
 
 from secondorder.curvature.params import ParamDict, detached_params
 from secondorder.curvature.products import CurvatureOperator, _add_l2, curvature_targets
+from secondorder.models.rnn import RecurrentNet
 
 NAMES = ("input.weight", "recurrent.weight", "recurrent.bias", "output.weight", "output.bias")
 
 
 def supports_bptt(problem: Any) -> bool:
     """True for a sequence problem on :class:`RecurrentNet` (the closed-form products apply)."""
-    from secondorder.models.rnn import RecurrentNet
-
     return isinstance(problem.model, RecurrentNet) and hasattr(problem, "structural_outputs")
 
 
