@@ -95,6 +95,16 @@ def _adam_runs(curves: dict[str, list[Run]]) -> list[Run]:
     return [runs[0] for name, runs in curves.items() if runs and is_adam(name)]
 
 
+def against_tuned_adam(curves: dict[str, list[Run]], methods: tuple[str, ...], column: str, x: str = "wall_time_s"
+                       ) -> tuple[float, tuple[str, float]] | None:
+    """(the comparison point, the tuned Adam there) for ``methods`` against every Adam run of a problem: the earliest
+    end among them and the best Adam at it; None when a run is missing."""
+    mine, adams = _runs(curves, *methods), _adam_runs(curves)
+    end = common_end(mine + adams, column, x) if mine and adams else None
+    adam = best_adam(curves, column, x, end) if end is not None else None
+    return (end, adam) if adam is not None else None
+
+
 # ------------------------------------------------------------------ §5.1 autoencoders
 def beats_tuned_adam(table: Curves, column: str = "train_error") -> Verdict:
     claim = ("KFRA and K-FAC outperform Adam even with its learning rate and halving period tuned, on every "
@@ -102,14 +112,12 @@ def beats_tuned_adam(table: Curves, column: str = "train_error") -> Verdict:
     parts, holds, improving = [], [], []
     for problem in (p for p in AUTOENCODERS if p in table):
         curves = table[problem]
-        mine = _runs(curves, *SECOND_ORDER)
-        adams = _adam_runs(curves)
-        end = common_end((mine or []) + adams, column, "wall_time_s") if mine and adams else None
-        if end is None:
+        compared = against_tuned_adam(curves, SECOND_ORDER, column)
+        if compared is None:
             continue
-        adam = best_adam(curves, column, "wall_time_s", end)
+        end, adam = compared
         second = {m: value_at(curves[m][0], column, "wall_time_s", end) for m in SECOND_ORDER}
-        if adam is None or None in second.values():
+        if None in second.values():
             continue
         parts.append(f"{problem} at {end:.0f} s: KFRA {second['kfra']:.4g}, K-FAC {second['kfac']:.4g} vs tuned "
                      f"Adam {adam[1]:.4g} ({adam[0]})")
@@ -173,12 +181,11 @@ def cpu_four_times_faster(table: Curves, column: str = "train_error") -> Verdict
     parts, holds, improving = [], [], []
     for problem in (p for p in AUTOENCODERS if p in table):
         curves = table[problem]
-        adams, kfra = _adam_runs(curves), _runs(curves, "kfra")
-        end = common_end((kfra or []) + adams, column, "wall_time_s") if kfra and adams else None
-        adam = best_adam(curves, column, "wall_time_s", end) if end is not None else None
-        if adam is None:
+        compared = against_tuned_adam(curves, ("kfra",), column)
+        if compared is None:
             continue
-        rows = evaluations(kfra[0], column)
+        end, adam = compared
+        rows = evaluations(curves["kfra"][0], column)
         hit = rows[rows[column] <= adam[1]]
         adam_time = float(evaluations(curves[adam[0]][0], column).wall_time_s.iloc[-1])
         if hit.empty:
@@ -203,12 +210,10 @@ def classifier_beats_adam(table: Curves, x: str, column: str = "train_loss") -> 
     unit = "iteration" if x == "iteration" else "second (wall clock)"
     claim = f"Odd/even on a CPU: the second-order methods (KFLR, KFRA, K-FAC) beat Adam per {unit} (§5.2)"
     curves = table.get("oddeven", {})
-    mine = _runs(curves, "kflr", "kfra", "kfac")
-    adams = _adam_runs(curves)
-    end = common_end((mine or []) + adams, column, x) if mine and adams else None
-    adam = best_adam(curves, column, x, end) if end is not None else None
-    if adam is None:
+    compared = against_tuned_adam(curves, ("kflr", "kfra", "kfac"), column, x)
+    if compared is None:
         return Verdict(claim, "odd/even runs missing", INCONCLUSIVE, "runs missing")
+    end, adam = compared
     second = {m: value_at(curves[m][0], column, x, end) for m in ("kflr", "kfra", "kfac")}
     measured = (f"training cross-entropy at {x} {end:.0f}: " + ", ".join(f"{m} {v:.3g}" for m, v in second.items())
                 + f" vs tuned Adam {adam[1]:.3g} ({adam[0]})")
