@@ -2,13 +2,24 @@
 # Start a real single-node SLURM cluster on this machine (controller and compute node on loopback) for the
 # SLURM tests: munge authentication, slurmctld, slurmd, one partition "debug". Idempotent; needs root.
 #   scripts/slurm_local_cluster.sh          # install (Debian packages slurm-wlm, munge) if missing, then start
-#   scripts/slurm_local_cluster.sh stop
+#   scripts/slurm_local_cluster.sh stop     # stops only the daemons this script started (their pid files)
 set -euo pipefail
 
+# pid files of the daemons this script started; `stop` signals those pids only (and only while each pid still runs
+# the daemon it names), never other users' daemons on a shared node
+state=${SECONDORDER_SLURM_STATE:-/run/secondorder-slurm}
+
 if [ "${1:-start}" = "stop" ]; then
-  pkill -x slurmd || true; pkill -x slurmctld || true; pkill -x munged || true
+  for name in slurmd slurmctld munged; do
+    pidfile="$state/$name.pid"
+    [ -s "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then kill "$pid" || true; fi
+    rm -f "$pidfile"
+  done
   exit 0
 fi
+mkdir -p "$state"
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
@@ -19,7 +30,11 @@ mkdir -p /etc/munge /run/munge /var/lib/munge /var/log/munge
 [ -s /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
 chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
 chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key; chmod 755 /run/munge
-pgrep -x munged >/dev/null || runuser -u munge -- munged --force
+if ! pgrep -x munged >/dev/null; then
+  runuser -u munge -- munged --force
+  for _ in $(seq 50); do [ -s /run/munge/munged.pid ] && break; sleep 0.1; done
+  cp /run/munge/munged.pid "$state/munged.pid" 2>/dev/null || pgrep -n -x munged > "$state/munged.pid" || true
+fi
 
 # slurm.conf: this host is controller and the only node; no cgroups, no accounting
 host=$(hostname -s)
@@ -34,6 +49,8 @@ SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=${state}/slurmctld.pid
+SlurmdPidFile=${state}/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 ProctrackType=proctrack/linuxproc

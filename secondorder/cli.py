@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
@@ -80,19 +81,32 @@ def train(argv: list[str] | None = None) -> None:
         main()
         if _single_run_failure:
             raise _single_run_failure[0]
-    except UserError as exc:
-        if show_traceback:
-            raise
-        _fail(str(exc), exc.exit_code)
-    except (HydraException, OmegaConfBaseException) as exc:
-        if show_traceback:
-            raise
-        _fail(_one_line_hydra_error(exc), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except (UserError, HydraException, OmegaConfBaseException, yaml.YAMLError, OSError) as exc:
+        failure = None if show_traceback else _one_line_failure(exc)
+        if failure is None:
+            raise
+        _fail(*failure)
     finally:
         if not show_traceback:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _one_line_failure(exc: BaseException) -> tuple[str, int] | None:
+    """The one-line message and exit code for an error a user can act on; ``None``: a bug, keep the traceback."""
+    if isinstance(exc, UserError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        return _one_line_hydra_error(exc), 2
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+        return f"{where}: invalid YAML ({getattr(exc, 'problem', None) or exc}); fix the file", 2
+    if isinstance(exc, OSError) and exc.filename is not None:  # the run or sweep folder cannot be written
+        return (f"cannot write {exc.filename} ({exc.strerror}); choose another out_root or run_dir (or free space / "
+                "fix permissions there)", 2)
+    return None
 
 
 def _fail(message: str, code: int, prog: str = "train") -> None:

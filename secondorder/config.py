@@ -44,6 +44,7 @@ class TrainerConfig:
     polyak_decay: float | None = None
     polyak_start: int = 1
     tf32: bool = False
+    divergence_factor: float | None = 1e4
 
     def check(self) -> list[Check]:
         return [
@@ -59,7 +60,8 @@ class TrainerConfig:
             one_of(self, "dtype", ["float32", "float64"]),
             ("polyak_decay", self.polyak_decay is None or 0.0 <= self.polyak_decay < 1.0, "must lie in [0, 1)"),
             *positive(self, "polyak_start"),
-            one_of(self, "resume", ["false", "true", "auto"]),
+            one_of(self, "resume", ["false", "true", "auto", "previous", "restart"]),
+            *positive(self, "divergence_factor", allow_none=True),
             one_of(self, "progress", ["auto", "true", "false"]),
             (
                 "device",

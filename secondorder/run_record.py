@@ -19,7 +19,9 @@ The reporting module reads only these files.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import math
 import os
 import platform
@@ -33,6 +35,9 @@ from typing import Any
 import torch
 
 import secondorder
+from secondorder.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 BASE_COLUMNS = (
     "iteration", "wall_time_s", "examples_seen", "epochs",
@@ -106,34 +111,90 @@ def clean_number(value: float | None) -> float | None:
     return value
 
 
-class MetricsLog:
-    """Appends rows to ``metrics.csv``; on resume, drops rows logged after the checkpoint."""
+class DamagedLog(ConfigError):
+    """``metrics.csv`` does not hold what its checkpoint says was written."""
 
-    def __init__(self, path: Path, stat_names: tuple[str, ...], resume_from: int | None = None) -> None:
+
+class MetricsLog:
+    """Appends rows to ``metrics.csv``, each with one ``write`` (a kill leaves at most one partial last line).
+
+    ``record()`` — the number of rows written and the last of them — goes into every checkpoint. Resuming from a
+    checkpoint keeps exactly that many rows, after checking that they are intact and that the last one is the one
+    the checkpoint recorded; the rows after it (logged after the checkpoint, or a line torn by a kill) are dropped,
+    since the resumed run writes them again. A log that holds fewer rows, or other ones, is refused
+    (:class:`DamagedLog`) — never silently shortened.
+    """
+
+    def __init__(self, path: Path, stat_names: tuple[str, ...], resume: dict[str, Any] | None = None) -> None:
         self.path = path
         self.columns = (*BASE_COLUMNS, *stat_names)
-        if resume_from is not None and path.exists():
-            self._truncate_after(resume_from)
+        self.rows, self.last_row = 0, list(self.columns)
+        if resume is None:
+            tmp = path.with_suffix(".csv.tmp")
+            tmp.write_text(_csv_line(self.columns))
+            os.replace(tmp, path)
         else:
-            with path.open("w", newline="") as handle:
-                csv.writer(handle).writerow(self.columns)
+            self._keep(resume)
 
-    def _truncate_after(self, iteration: int) -> None:
-        with self.path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-        header, body = rows[0], rows[1:]
-        kept = [row for row in body if int(row[0]) <= iteration]
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint stores of the log: its row count and last row."""
+        return {"rows": self.rows, "last_row": list(self.last_row)}
+
+    def _keep(self, resume: dict[str, Any]) -> None:
+        """Cut the log back to the checkpoint's rows (``resume``: :meth:`record`, or ``{"iteration": i}`` for a
+        checkpoint from before the record existed: the rows up to iteration i)."""
+        refuse = ("; the run log was damaged after its checkpoint was written: restore metrics.csv, or start "
+                  "afresh with trainer.resume=restart")
+        if not self.path.exists():
+            raise DamagedLog(f"{self.path} is missing although the run has a checkpoint{refuse}")
+        lines = self.path.read_text().split("\n")
+        complete = lines[:-1]  # the text after the last newline is a torn write (or empty)
+        if not complete:
+            raise DamagedLog(f"{self.path} is empty although the run has a checkpoint{refuse}")
+        header = next(csv.reader([complete[0]]))
+        if tuple(header) != self.columns:
+            raise DamagedLog(f"{self.path} has other columns than this run writes{refuse}")
+        wanted = resume.get("rows")
+        kept: list[list[str]] = []
+        for number, line in enumerate(complete[1:], start=2):
+            if wanted is not None and len(kept) == wanted:
+                break
+            row = next(csv.reader([line]), [])
+            if len(row) != len(header) or not row[0].isdigit():
+                if wanted is None:
+                    break
+                raise DamagedLog(f"{self.path}:{number} is not a metrics row{refuse}")
+            if wanted is None and int(row[0]) > resume["iteration"]:
+                break
+            kept.append(row)
+        if wanted is not None and (len(kept) < wanted or (kept and kept[-1] != resume["last_row"])):
+            found = f"{len(kept)} intact rows" + (f" up to iteration {kept[-1][0]}" if kept else "")
+            raise DamagedLog(f"{self.path} holds {found}, not the {wanted} its checkpoint recorded{refuse}")
+        dropped = sum(1 for line in lines[1:] if line.strip()) - len(kept)
+        if dropped > 0:
+            log.info("metrics.csv: dropped %d line(s) written after the checkpoint", dropped)
         tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(kept)
+        tmp.write_text("".join(_csv_line(row) for row in (header, *kept)))
         os.replace(tmp, self.path)
+        self.rows = len(kept)
+        self.last_row = kept[-1] if kept else list(header)
 
     def append(self, row: dict[str, Any]) -> None:
         values = [_format(row.get(column)) for column in self.columns]
-        with self.path.open("a", newline="") as handle:
-            csv.writer(handle).writerow(values)
+        data = _csv_line(values).encode()
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(descriptor, data)
+        finally:
+            os.close(descriptor)
+        self.rows += 1
+        self.last_row = values
+
+
+def _csv_line(values: Any) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
 
 
 def _format(value: Any) -> str:

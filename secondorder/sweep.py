@@ -15,11 +15,18 @@
 ``history.jsonl`` (one line per finished trial), ``trials/trial_<k>/`` (run directories), ``summary.md`` and
 ``multirun.yaml``. Re-running the same command resumes: finished trials are never rerun, an interrupted trial
 continues from its checkpoint, and proposals are reproducible.
+
+While it runs the folder is locked (``.lock``, :mod:`secondorder.folder_lock`): a second sweep on it is refused.
+The ``train -m`` child dies with this process (Linux ``PR_SET_PDEATHSIG``): ``kill -9`` of a sweep stops its
+running trial through SIGTERM — it checkpoints and is resumed by the next run — instead of orphaning it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import signal
 import subprocess
 import sys
 from datetime import datetime
@@ -33,6 +40,7 @@ from secondorder.search_history import best_trial, read_history
 __all__ = ["main", "read_history", "train_command"]
 
 SEARCH_DIR = CONF_DIR / "search"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LAUNCHERS = {"local": [], "slurm": ["hydra/launcher=submitit_slurm"]}
 
 
@@ -73,15 +81,27 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
+def die_with_parent() -> None:
+    """Run in the child before it executes (Linux): the kernel sends it SIGTERM when this process dies, however it
+    dies (``kill -9`` included), so a killed sweep leaves no orphaned trial; the trial checkpoints and stops."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    for option in ("trials", "jobs"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option} {value}: must be a positive number")
     name = search_name(args.overrides)
     folder = args.dir or Path("runs/sweeps") / f"{name}-{datetime.now():%Y-%m-%d_%H-%M-%S}"
     history_path = folder / "history.jsonl"
     finished = read_history(history_path)
     if finished:
         print(f"resuming {folder}: {len(finished)} finished trial(s)", flush=True)
-    result = subprocess.run(train_command(args, folder), stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(train_command(args, folder), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
     sys.stderr.write(result.stderr if result.returncode == 0 else "")
     if result.returncode:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -32,9 +34,18 @@ from tqdm import tqdm
 
 from secondorder.averaging import IterateAverage
 from secondorder.callbacks import Callback
-from secondorder.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from secondorder.checkpoint import (
+    CHECKPOINT_NAME,
+    PREVIOUS_NAME,
+    checkpoint_files,
+    load_checkpoint,
+    previous_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from secondorder.config import RunConfig
-from secondorder.errors import ConfigError, RunDiverged, RunInterrupted
+from secondorder.errors import ConfigError, RunDiverged, RunInterrupted, UserError
 from secondorder.models.autoencoder import DeepAutoencoder
 from secondorder.optim import StepCosts, build_optimizer
 from secondorder.pretraining.rbm import pretrain_autoencoder
@@ -141,23 +152,40 @@ class Trainer:
         self.started_at = utc_now()
         self.provenance = provenance(self.device)  # once: the code that runs is the code at start
         self.pretraining: dict[str, Any] | None = None
+        self.metrics: MetricsLog | None = None
+        self.metrics_resume: dict[str, Any] | None = None  # the log's record in the checkpoint resumed from
+        self.initial_loss: float | None = None  # the objective at the first evaluation (divergence test)
 
     # ------------------------------------------------------------------ resume and checkpoints
     def prepare_run_dir(self) -> bool:
-        """Apply the resume policy; return True when continuing from a checkpoint."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = load_checkpoint(self.run_dir)
-        existing = (self.run_dir / "metrics.csv").exists() or checkpoint is not None
+        """Apply the resume policy (``trainer.resume``); return True when continuing from a checkpoint.
+
+        ``false`` refuses a directory that holds a run; ``true`` continues its checkpoint; ``auto`` continues one if
+        there is one and starts afresh otherwise; ``previous`` continues from ``checkpoint.prev.pt`` (after a damaged
+        ``checkpoint.pt``, which is kept aside); ``restart`` moves the old run's files to ``discarded-<time>/`` and
+        starts afresh. Nothing is ever deleted."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the run directory {self.run_dir} ({exc.strerror}); choose another "
+                              "run_dir or out_root") from None
+        existing = self._run_files()
         mode = self.tcfg.resume
-        if mode == "false" and existing:
-            raise ConfigError(
-                f"{self.run_dir} already holds a run; pass trainer.resume=true to continue it, "
-                "or choose another run_dir"
-            )
-        if mode == "true" and checkpoint is None:
-            raise ConfigError(f"trainer.resume=true but {self.run_dir} has no checkpoint.pt to resume from")
-        if checkpoint is None:
+        if mode == "false":
+            if existing:
+                raise ConfigError(
+                    f"{self.run_dir} already holds a run; pass trainer.resume=true to continue it, "
+                    "trainer.resume=restart to start afresh (its files are moved aside), or choose another run_dir"
+                )
             return False
+        if mode == "restart":
+            self._discard(existing)
+            return False
+        checkpoint = self._previous_checkpoint() if mode == "previous" else load_checkpoint(self.run_dir)
+        if checkpoint is None:
+            if mode == "true":
+                raise ConfigError(f"trainer.resume=true but {self.run_dir} has no checkpoint.pt to resume from")
+            return False  # auto: nothing to continue; rows logged before a first checkpoint are written again
         differences = _config_differences(checkpoint["config"], self.resolved_config)
         if differences:
             more = f" and {len(differences) - 1} more key(s)" if len(differences) > 1 else ""
@@ -167,6 +195,34 @@ class Trainer:
             )
         self._load(checkpoint)
         return True
+
+    def _run_files(self) -> list[Path]:
+        names = ("metrics.csv", "summary.json", "config.yaml")
+        return [self.run_dir / n for n in names if (self.run_dir / n).exists()] + checkpoint_files(self.run_dir)
+
+    def _discard(self, files: list[Path]) -> None:
+        """Move a run's files into ``discarded-<time>/`` of its directory (``trainer.resume=restart``)."""
+        if not files:
+            return
+        folder = self.run_dir / f"discarded-{utc_now().replace(':', '-')}"
+        folder.mkdir(exist_ok=True)
+        for path in files:
+            os.replace(path, folder / path.name)
+        log.warning("moved the previous run's files to %s", folder)
+
+    def _previous_checkpoint(self) -> dict[str, Any]:
+        """``trainer.resume=previous``: make ``checkpoint.prev.pt`` the current checkpoint (the replaced one is kept
+        as ``checkpoint.replaced-<time>.pt``) and return it."""
+        previous = previous_checkpoint(self.run_dir)
+        if previous is None:
+            raise ConfigError(f"trainer.resume=previous but {self.run_dir / PREVIOUS_NAME} is missing or damaged; "
+                              "start afresh with trainer.resume=restart")
+        current = self.run_dir / CHECKPOINT_NAME
+        if current.exists():
+            os.replace(current, self.run_dir / f"checkpoint.replaced-{utc_now().replace(':', '-')}.pt")
+        shutil.copyfile(self.run_dir / PREVIOUS_NAME, current)
+        log.warning("continuing from the previous checkpoint (iteration %d)", previous["iteration"])
+        return previous
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -186,6 +242,8 @@ class Trainer:
             "average": self.average.state_dict() if self.average is not None else None,
             "config": self.resolved_config,
             "callbacks": {callback.name: callback.state_dict() for callback in self.callbacks},
+            "metrics": self.metrics.record() if self.metrics is not None else None,
+            "initial_loss": self.initial_loss,
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -196,6 +254,8 @@ class Trainer:
         self.best, self.last_eval = state["best"], state["last_eval"]
         self.started_at = state["started_at"]
         self.pretraining = state.get("pretraining")
+        self.metrics_resume = state.get("metrics") or {"iteration": state["iteration"]}
+        self.initial_loss = state.get("initial_loss")
         self.problem.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
@@ -327,13 +387,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
+        """Run (or continue) the run. The summary's status always ends consistent with the checkpoint and the log:
+        ``completed``, ``diverged``, ``interrupted`` (a signal, at any point after the run directory was accepted)
+        or ``failed`` (an unexpected error, whose traceback still reaches the caller)."""
         resumed = self.prepare_run_dir()
         OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
         eval_columns = ("train_error", "test_error", "train_loss", "test_loss", *self.problem.extra_eval_columns)
         averaged = tuple(f"{c}_avg" for c in eval_columns) if self.average is not None else ()
-        metrics = MetricsLog(self.run_dir / "metrics.csv",
-                             (*self.problem.extra_eval_columns, *averaged, *self.optimizer.stat_names),
-                             resume_from=self.iteration if resumed else None)
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv",
+                                  (*self.problem.extra_eval_columns, *averaged, *self.optimizer.stat_names),
+                                  resume=self.metrics_resume if resumed else None)
         log.info("run directory: %s", self.run_dir)
         log.info("data: %s; model: %s, %d parameters; optimiser: %s; device: %s",
                  self.problem.data_label, self.run.model.name,
@@ -342,21 +405,40 @@ class Trainer:
         if resumed:
             log.info("resumed at iteration %d", self.iteration)
         self.write_summary("running")
-        if not resumed:
-            self._pretrain()
-        self._notify("at_start", resumed)
-        if not resumed:
-            evaluation = self.evaluate()
-            metrics.append(self.row({}, evaluation))
-            self._notify("after_evaluation", evaluation)
-
         flag = StopFlag()
         progress = self._progress_bar()
         try:
             with stop_on_signals(flag):
-                return self._loop(metrics, flag, progress)
+                if not resumed:
+                    self._start(flag)
+                else:
+                    self._notify("at_start", resumed)
+                return self._loop(flag, progress)
+        except UserError:
+            raise
+        except KeyboardInterrupt:
+            self.write_summary("interrupted", f"stopped at once by a second Ctrl-C at iteration {self.iteration}; "
+                                              f"the last checkpoint is intact: continue with `train ... run_dir="
+                                              f"{self.run_dir} trainer.resume=true`")
+            raise
+        except Exception as exc:
+            self.write_summary("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            raise
         finally:
             progress.close()
+
+    def _start(self, flag: StopFlag) -> None:
+        """A fresh run's beginning: pre-training, the first evaluation and its row; a signal that arrived meanwhile
+        stops the run here, with a checkpoint at iteration 0."""
+        self._pretrain()
+        self._notify("at_start", False)
+        evaluation = self.evaluate()
+        self.metrics.append(self.row({}, evaluation))
+        loss = evaluation.get("train_loss", math.nan)
+        self.initial_loss = loss if math.isfinite(loss) else None
+        self._notify("after_evaluation", evaluation)
+        if flag.signal_number is not None:
+            self._interrupted(flag.signal_number)
 
     def _pretrain(self) -> None:
         """Greedy RBM pre-training (H&S 2006) before the first evaluation; its time counts as training time
@@ -380,8 +462,9 @@ class Trainer:
         return tqdm(total=self.tcfg.max_steps, initial=self.iteration, disable=not enabled,
                     desc=f"{self.run.optimizer.name} on {self.run.dataset.name}", dynamic_ncols=True)
 
-    def _loop(self, metrics: MetricsLog, flag: StopFlag, progress: tqdm) -> dict[str, Any]:
+    def _loop(self, flag: StopFlag, progress: tqdm) -> dict[str, Any]:
         t = self.tcfg
+        metrics = self.metrics
         stats: dict[str, float] = {}
         while self.budget_left():
             before = self.wall_time
@@ -397,20 +480,23 @@ class Trainer:
             self.loss_sum += result.loss
             self.loss_count += 1
             stats = result.stats
+            progress.set_postfix_str(self._progress_text(result.loss), refresh=False)
             progress.update(1)
 
             if not math.isfinite(result.loss):
-                self._diverged(metrics, stats, f"objective {result.loss} on the training batch")
+                self._diverged(stats, f"objective {result.loss} on the training batch")
+            if self._exploded(result.loss):
+                self._diverged(stats, f"objective {result.loss:.4g} on the training batch, over "
+                                      f"trainer.divergence_factor={t.divergence_factor:g} × the initial "
+                                      f"{self.initial_loss:.4g}")
             self._notify("after_step", result)
             evaluation = None
             if (self.iteration % t.eval_every == 0 or self._eval_time_passed(before)
                     or not self.budget_left()):
                 evaluation = self.evaluate()
-                progress.set_postfix(train_error=f"{evaluation['train_error']:.4g}",
-                                     test_error=f"{evaluation['test_error']:.4g}")
                 if not math.isfinite(evaluation["train_error"]):
                     metrics.append(self.row(stats, evaluation))
-                    self._diverged(None, stats, "non-finite training error")
+                    self._diverged(stats, "non-finite training error", log_row=False)
                 self._notify("after_evaluation", evaluation)
             if evaluation is not None or self.iteration % t.log_every == 0:
                 metrics.append(self.row(stats, evaluation))
@@ -427,15 +513,34 @@ class Trainer:
         log.info("run directory: %s", self.run_dir)
         return summary
 
+    def _progress_text(self, loss: float) -> str:
+        """The progress bar's postfix: the mini-batch objective and the last evaluation's errors."""
+        text = f"loss={loss:.4g}"
+        for key in ("train_error", "test_error"):
+            if key in self.last_eval:
+                text += f" {key}={self.last_eval[key]:.4g}"
+        return text
+
+    def _exploded(self, loss: float) -> bool:
+        """Whether the mini-batch objective exceeds ``trainer.divergence_factor`` × its value at the first
+        evaluation (a finite blow-up, e.g. SGD with a far too large learning rate); off for objectives that are not
+        positive at the start (mixture densities)."""
+        factor = self.tcfg.divergence_factor
+        if factor is None:
+            return False
+        if self.initial_loss is None and math.isfinite(loss):
+            self.initial_loss = loss  # no train_loss in the evaluation: the first mini-batch's objective
+        return self.initial_loss is not None and self.initial_loss > 0 and loss > factor * self.initial_loss
+
     def _eval_time_passed(self, before: float) -> bool:
         """Whether this step's training time crossed a multiple of ``trainer.eval_every_s`` (stateless, so a resumed
         run evaluates where the uninterrupted one would have, up to timing)."""
         every = self.tcfg.eval_every_s
         return every is not None and math.floor(self.wall_time / every) > math.floor(before / every)
 
-    def _diverged(self, metrics: MetricsLog | None, stats: dict[str, float], what: str) -> None:
-        if metrics is not None:
-            metrics.append(self.row(stats, None))
+    def _diverged(self, stats: dict[str, float], what: str, log_row: bool = True) -> None:
+        if log_row:
+            self.metrics.append(self.row(stats, None))
         message = (
             f"run diverged at iteration {self.iteration} ({what}); metrics kept in {self.run_dir}, last good "
             "checkpoint untouched; try a smaller learning rate or more damping"

@@ -139,7 +139,8 @@ def test_divergence_stops_with_status_and_keeps_metrics_and_checkpoint(train, tm
     run_dir = tmp_path / "r"
     code, err = train(
         "optimizer=sgd", "optimizer.lr=1e4", "dataset.loss=squared_error",
-        "trainer.max_steps=200", "trainer.checkpoint_every=1", "trainer.log_every=1", run_dir=run_dir,
+        "trainer.max_steps=200", "trainer.checkpoint_every=1", "trainer.log_every=1",
+        "trainer.divergence_factor=null", run_dir=run_dir,  # the NaN/Inf path (finite blow-ups: test_faults.py)
     )
     assert code == 3
     assert err.count("\n") == 1 and "run diverged at iteration" in err

@@ -12,6 +12,10 @@ biased search at the worst criterion seen (:func:`secondorder.search.effective_c
 (SIGTERM, preemption) is not recorded: the search stops and a re-run resumes that trial (with
 ``trainer.resume=auto`` from its checkpoint). While no trial has succeeded, a batch in which every job failed is not
 recorded either: the search stops with that error, since a broken override fails every trial alike.
+
+Robustness: the criterion is checked against the summary's fields before any trial runs; the folder is locked for
+the sweep's life (:class:`~secondorder.folder_lock.FolderLock`); the first run pins the search's definition in
+``search.json`` and a different search in the same folder is refused; a torn last history line is repaired.
 """
 
 from __future__ import annotations
@@ -31,8 +35,18 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from secondorder.errors import ConfigError, UserError
+from secondorder.folder_lock import FolderLock
 from secondorder.search import Dimension, Trial, propose
-from secondorder.search_history import append_history, best_trial, criterion_of, read_history, summary_table
+from secondorder.search_history import (
+    append_history,
+    best_trial,
+    check_criterion,
+    criterion_of,
+    pin_definition,
+    read_history,
+    repair_history,
+    summary_table,
+)
 
 log = logging.getLogger(__name__)
 METHODS = ("grid", "random", "biased")
@@ -144,15 +158,36 @@ class SearchSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         assert self.config is not None and self.launcher is not None
         space, fixed = self.split_arguments(arguments)
+        check_criterion(self.criterion)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         history_path = Path(self.history) if self.history else sweep_dir / "history.jsonl"
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            history_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the sweep folder {exc.filename} ({exc.strerror}); choose another "
+                              "hydra.sweep.dir (--dir)") from None
+        with FolderLock(history_path.parent, "search"):
+            return self._sweep_locked(space, fixed, sweep_dir, history_path)
+
+    def definition(self, space: Sequence[Dimension], fixed: Sequence[str]) -> dict[str, Any]:
+        """What makes two runs in one folder the same search (the number of trials and the batch size may
+        change)."""
+        return {"method": self.method, "seed": self.seed, "criterion": self.criterion,
+                "grid_points": self.grid_points if self.method == "grid" else None,
+                "space": sorted([d.key, d.low, d.high, d.log, d.integer] for d in space),
+                "overrides": sorted(fixed)}
+
+    def _sweep_locked(self, space: Sequence[Dimension], fixed: list[str], sweep_dir: Path,
+                      history_path: Path) -> list[Sequence[JobReturn]]:
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        repair_history(history_path)
         history = read_history(history_path)
         keys = sorted(d.key for d in space)
         if any(sorted(t.params) != keys for t in history):
             raise ConfigError(f"{history_path} records another search space than {keys}; "
                               "choose a new hydra.sweep.dir (or hydra.sweeper.history)")
+        pin_definition(history_path.parent / "search.json", self.definition(space, fixed))
         total = self.total_trials(space)
         if history:
             log.info("resuming %s: %d of %d trials finished", history_path, min(len(history), total), total)

@@ -39,6 +39,7 @@ fixed batch 1000, iterate averaging β_t = min(0.95, 1 − 1/t).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,8 @@ from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
 from secondorder.optim.damping import LevenbergMarquardt, lm_checks
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -230,8 +233,14 @@ class KFAC(Optimizer):
 
         inversions_before = self.inverse.inversions
         if k <= 3 or k % cfg.inverse_period == 0:
+            matrices = self.factors.matrices()
+            if getattr(self.inverse, "refreshes", 1) == 0:  # a long first step on a big model: say what it does
+                blocks = [m for m in (*matrices["A"], *matrices["G"]) if m is not None]
+                largest = max(m.shape[-1] for m in blocks)
+                log.info("K-FAC: inverting %d Kronecker factors (the largest %d × %d), again every %d iterations",
+                         len(blocks), largest, largest, cfg.inverse_period)
             with self.phases("inverses"):
-                self.inverse.refresh(self.factors.matrices())
+                self.inverse.refresh(matrices)
         params = detached_params(problem.model)
         gradient_blocks = self.layers.to_blocks(grad)
         grad_flat = torch.cat([g.reshape(-1) for g in grad.values()])

@@ -21,6 +21,7 @@ visible biases), so the unrolled net computes the stack's deterministic mean-fie
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from secondorder.validation import Check, non_negative, positive
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,6 +127,8 @@ def pretrain_autoencoder(model: nn.Module, inputs: Tensor, cfg: RBMConfig, gauss
         rbm = RBM(encoder.in_features, encoder.out_features, visible, hidden, cfg, generator, data.device,
                   data.dtype)
         order = torch.randperm(data.shape[0], generator=generator).to(data.device)  # fixed batches (makebatches)
+        log.info("pre-training RBM %d of %d (%d → %d, %s visible, %d epochs)", k + 1, n_layers,
+                 encoder.in_features, encoder.out_features, visible, _epochs_for(cfg, k))
         for epoch in range(1, _epochs_for(cfg, k) + 1):
             momentum = cfg.final_momentum if epoch > cfg.momentum_switch_epoch else cfg.initial_momentum
             error = 0.0

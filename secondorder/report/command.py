@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from secondorder.errors import UserError
@@ -46,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
-    runs = find_runs(args.paths)
+    runs = find_runs(args.paths, skip_broken=True, exclude=args.out,
+                     warn=lambda line: print(f"report: warning: {line}", file=sys.stderr))
     frame = summary_frame(runs, relative_to=Path.cwd())
     groups = group_runs(runs, args.group_by)
     table = to_markdown(frame)
