@@ -119,9 +119,6 @@ def test_a_checkpoint_is_complete_at_every_moment_of_its_rotation(train: TrainRu
                                                                   reference: Path) -> None:
     """A kill between writing the new checkpoint and renaming it (simulated by an exception there) leaves a
     readable checkpoint.pt; resume=auto completes the run as if nothing happened."""
-    class Killed(BaseException):
-        pass
-
     replace = os.replace
     calls = {"n": 0}
 
