@@ -122,6 +122,20 @@ def previous_checkpoint(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def restore_previous(run_dir: Path, stamp: str) -> dict[str, Any] | None:
+    """Make ``checkpoint.prev.pt`` the current checkpoint (``trainer.resume=previous``) and return it; the replaced
+    ``checkpoint.pt`` is kept as ``checkpoint.replaced-<stamp>.pt``. ``None`` (nothing changed) when there is no
+    readable previous checkpoint."""
+    previous = previous_checkpoint(run_dir)
+    if previous is None:
+        return None
+    current = run_dir / CHECKPOINT_NAME
+    if current.exists():
+        os.replace(current, run_dir / f"checkpoint.replaced-{stamp}.pt")
+    _link_or_copy(run_dir / PREVIOUS_NAME, current)
+    return previous
+
+
 def checkpoint_files(run_dir: Path) -> list[Path]:
     """The checkpoint files of a run directory (current, previous, temporaries left by a kill)."""
     return sorted(run_dir.glob("checkpoint*.pt*"))

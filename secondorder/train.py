@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -35,11 +34,10 @@ from tqdm import tqdm
 from secondorder.averaging import IterateAverage
 from secondorder.callbacks import Callback
 from secondorder.checkpoint import (
-    CHECKPOINT_NAME,
     PREVIOUS_NAME,
     checkpoint_files,
     load_checkpoint,
-    previous_checkpoint,
+    restore_previous,
     restore_rng_state,
     rng_state,
     save_checkpoint,
@@ -211,16 +209,11 @@ class Trainer:
         log.warning("moved the previous run's files to %s", folder)
 
     def _previous_checkpoint(self) -> dict[str, Any]:
-        """``trainer.resume=previous``: make ``checkpoint.prev.pt`` the current checkpoint (the replaced one is kept
-        as ``checkpoint.replaced-<time>.pt``) and return it."""
-        previous = previous_checkpoint(self.run_dir)
+        """``trainer.resume=previous``: continue from ``checkpoint.prev.pt`` (:func:`restore_previous`)."""
+        previous = restore_previous(self.run_dir, utc_now().replace(":", "-"))
         if previous is None:
             raise ConfigError(f"trainer.resume=previous but {self.run_dir / PREVIOUS_NAME} is missing or damaged; "
                               "start afresh with trainer.resume=restart")
-        current = self.run_dir / CHECKPOINT_NAME
-        if current.exists():
-            os.replace(current, self.run_dir / f"checkpoint.replaced-{utc_now().replace(':', '-')}.pt")
-        shutil.copyfile(self.run_dir / PREVIOUS_NAME, current)
         log.warning("continuing from the previous checkpoint (iteration %d)", previous["iteration"])
         return previous
 
@@ -414,7 +407,10 @@ class Trainer:
                 else:
                     self._notify("at_start", resumed)
                 return self._loop(flag, progress)
-        except UserError:
+        except (RunDiverged, RunInterrupted):
+            raise  # their summaries are written
+        except UserError as exc:  # found only now (e.g. a data file that fails mid-run): the run did not finish
+            self.write_summary("failed", str(exc))
             raise
         except KeyboardInterrupt:
             self.write_summary("interrupted", f"stopped at once by a second Ctrl-C at iteration {self.iteration}; "

@@ -26,7 +26,7 @@ from secondorder import checkpoint as checkpoint_module
 from secondorder import run_record
 from secondorder import train as train_module
 from secondorder.data.cache import cached_tensors
-from secondorder.errors import ConfigError
+from secondorder.errors import ConfigError, DataError
 from secondorder.optim.first_order import Adam
 from secondorder.optim.kfac import KFAC
 from secondorder.search_history import CRITERIA, check_criterion, criterion_of, read_history
@@ -207,6 +207,18 @@ def test_an_unexpected_error_marks_the_run_failed(train: TrainRunner, tmp_path: 
         train(*SHORT, run_dir=tmp_path / "r")
     _, summary = read_run(tmp_path / "r")
     assert summary["status"] == "failed" and "RuntimeError: a bug" in summary["message"]
+
+
+def test_a_user_error_found_mid_run_is_one_line_and_marks_the_run_failed(train: TrainRunner, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(self, iteration, sampler):
+        raise DataError("data file damaged; fetch it again")
+
+    monkeypatch.setattr(Adam, "step", unreadable)
+    code, err = train(*SHORT, run_dir=tmp_path / "r")
+    assert code == 2 and one_line(err) and "fetch it again" in err, err
+    _, summary = read_run(tmp_path / "r")
+    assert summary["status"] == "failed" and "fetch it again" in summary["message"]
 
 
 def test_a_finite_blow_up_ends_the_run_diverged(train: TrainRunner, tmp_path: Path) -> None:
