@@ -10,6 +10,7 @@ An experiment runs a configured run in-process with :func:`compose_config` and t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,19 @@ from secondorder.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 CONFIG_GROUPS = ("dataset", "model", "optimizer", "trainer", "experiment", "pretrain")
+
+
+_PLAIN_VALUE = re.compile(r"[\w/.-]*")  # characters Hydra's override grammar surely takes unquoted in a path
+
+
+def path_override(key: str, path: Path | str) -> str:
+    """``key=path`` as a Hydra override, the path coming back verbatim: one with characters the override grammar
+    reserves (``^``, spaces, quotes, brackets, …: e.g. a run folder named after ``adam_lr2^-12``) is single-quoted
+    with ``'`` escaped, and ``${`` is escaped so that OmegaConf does not read it as an interpolation."""
+    text = str(path)
+    if _PLAIN_VALUE.fullmatch(text):
+        return f"{key}={text}"
+    return f"{key}='" + text.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def available_options(group: str) -> list[str]:

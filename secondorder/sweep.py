@@ -32,7 +32,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from secondorder.composition import CONF_DIR
+from secondorder.composition import CONF_DIR, path_override
 from secondorder.errors import ConfigError, UserError
 from secondorder.experiments.runner import train_executable
 from secondorder.search_history import best_trial, read_history
@@ -62,7 +62,7 @@ def train_command(args: argparse.Namespace, folder: Path) -> list[str]:
     options = {"method": args.method, "n_trials": args.trials, "seed": args.seed, "batch_size": args.jobs}
     return [*train_executable(), "-m", f"+search={name}", *LAUNCHERS[args.launcher], *base, "trainer.resume=auto",
             *(f"hydra.sweeper.{key}={value}" for key, value in options.items() if value is not None),
-            f"hydra.sweep.dir='{folder.resolve()}'", "hydra.sweep.subdir=trials/trial_${hydra.job.num}"]
+            path_override("hydra.sweep.dir", folder.resolve()), "hydra.sweep.subdir=trials/trial_${hydra.job.num}"]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -52,7 +52,8 @@ def test_one_case_kfra_exact_update_is_the_block_diagonal_gn_update() -> None:
     assert row["kfra_factored_layer1_vs_blockdiag_gn"] < 1 - 1e-6  # factored damping is an approximation
 
 
-TINY_SETTINGS = {"iterations": 6, "every": 2, "batch": 40, "cg_iters": 10, "cg_tol": 1e-6,
+TINY_SETTINGS = {"note": "**REDUCED** (a test)", "iterations": 6, "every": 2, "batch": 40, "cg_iters": 10,
+                 "cg_tol": 1e-6,
                  "overrides": ["dataset=curves", "dataset.image_size=8", "dataset.n_train=200", "dataset.n_test=50",
                                "model.encoder_dims=[64,12,4]", "optimizer=kfra", "objective.l2=1e-5",
                                "optimizer.batch_size=50"]}  # 50 < 200 cases: the batch order matters

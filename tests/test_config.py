@@ -6,7 +6,14 @@ import itertools
 
 import pytest
 
-from secondorder.composition import CONF_DIR, available_options, check_group_choices, compose_run
+from secondorder.composition import (
+    CONF_DIR,
+    available_options,
+    check_group_choices,
+    compose_config,
+    compose_run,
+    path_override,
+)
 from secondorder.config import TrainerConfig, validate
 from secondorder.data import DATASETS
 from secondorder.errors import ConfigError
@@ -142,3 +149,13 @@ def test_renames_are_per_optimizer(train) -> None:
     for optimizer, key in (("hf", "lambda_decay"), ("adam", "damping")):
         code, err = train(f"optimizer={optimizer}", f"optimizer.{key}=0.5")
         assert code == 2 and f"optimizer.{key}: unknown key" in err and "renamed" not in err
+
+
+@pytest.mark.parametrize("path", ["/runs/kfra/evidence/curves__adam_lr2^-12_T1", "/runs/a b/c", "/runs/it's",
+                                  "/runs/[x]{y},z=1", "/runs/back\\slash", "/runs/plain-name_1.2/~user+x:y@z",
+                                  "/runs/$HOME/${x}"])
+def test_path_overrides_survive_the_override_grammar(path: str) -> None:
+    """A run folder named after a grid setting (``adam_lr2^-12``) broke ``train run_dir=...`` (issue 18's KFRA
+    evidence run): the path comes back verbatim."""
+    _, resolved = compose_config([path_override("run_dir", path)])
+    assert resolved["run_dir"] == path

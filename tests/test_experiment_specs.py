@@ -55,7 +55,7 @@ def test_layers_merge_with_later_overrides_replacing_earlier_ones() -> None:
     # method < problem < stand-in < profile budget < problem per-profile < method per-profile
     assert quick.overrides == ["optimizer=adam", "dataset=mnist_5k", "trainer.max_time_s=9"]
     assert quick.name == "mnist__adam" and quick.seeds == 1 and quick.labels == {"problem": "mnist",
-                                                                                 "method": "adam"}
+                                                                                 "method": "adam", "entry": "adam"}
     (full,) = expand(toy, "full", Path("r"))
     assert full.overrides == ["optimizer=adam", "dataset=mnist", "trainer.max_time_s=1", "trainer.max_steps=7"]
     assert full.seeds == 3 and [r.key for r in full.seed_runs()] == [f"mnist__adam/seed{s}" for s in range(3)]
@@ -84,7 +84,7 @@ def test_grids_placeholders_rules_and_profiles() -> None:
                            "optimizer.initial_lambda=3.0", "trainer.max_time_s=5"]
     assert "optimizer.initial_lambda=0.3" in quick["a_T30_lr2^-7_T0.25"].overrides
     assert b.labels == {"task": "b", "T": 30, "updates": 400, "k": 7, "f": 0.25, "problem": "b_T30",
-                        "method": "lr2^-7_T0.25"}
+                        "method": "lr2^-7_T0.25", "entry": "sgd"}
     full = [c.name for c in expand(toy, "full", Path("r"))]
     assert len(full) == 4 * 5 + 1 and "a_T10_hf" in full and full[-1] == "only_full_hf"
 
@@ -135,7 +135,7 @@ def test_standins_are_declared_once_and_shared() -> None:
 def test_a_bad_placeholder_names_the_spec_and_the_entries() -> None:
     toy = spec(problems={"p": ["dataset={task}"]}, methods={"m": ["optimizer=sgd"]})
     with pytest.raises(ConfigError, match=re.escape("experiment toy: p × m: {task}: no variable 'task'; known: "
-                                                    "method, problem")):
+                                                    "entry, method, problem")):
         expand(toy, "quick", Path("r"))
 
 
@@ -151,3 +151,30 @@ def test_the_readme_example_spec_expands() -> None:
     assert len(full) == 1 + 2 * 3 * 2 and full["curves__adam_lr2^-8_T0.5"] == [
         "optimizer=adam", "optimizer.lr=0.00390625", "optimizer.lr_halving_period=20000", "dataset=curves",
         "trainer.max_steps=40000"]
+
+
+def test_tuning_budget_and_trials_per_profile() -> None:
+    toy = spec(methods={"sgd": ["optimizer=sgd"]}, problems={"mnist": {"overrides": ["dataset=mnist"]}},
+               tuning={"profiles": ["quick", "full"], "methods": ["sgd"], "search": "george_lr",
+                       "budget": ["trainer.max_steps=100"], "trials": 20,
+                       "per_profile": {"quick": {"budget": ["trainer.max_time_s=3"], "trials": 4}}})
+    assert toy.tuning.for_profile("quick") == (("trainer.max_time_s=3",), 4)
+    assert toy.tuning.for_profile("full") == (("trainer.max_steps=100",), 20)
+    george = load_spec("george").tuning
+    assert george.for_profile("evidence")[1] == 8 and "nnn" in george.methods
+    with pytest.raises(ConfigError, match=r"per_profile\.quick: unknown key 'steps'"):
+        spec(methods={"sgd": ["optimizer=sgd"]}, problems={"mnist": {"overrides": ["dataset=mnist"]}},
+             tuning={"methods": ["sgd"], "search": "george_lr", "per_profile": {"quick": {"steps": 3}}})
+
+
+def test_a_tuning_search_per_method() -> None:
+    entries = {"methods": {"sgd": ["optimizer=sgd"], "acp": ["optimizer=acp"]},
+               "problems": {"mnist": {"overrides": ["dataset=mnist"]}}}
+    toy = spec(**entries, tuning={"methods": ["sgd", "acp"], "search": {"default": "george_lr", "acp": "george_acp"}})
+    assert (toy.tuning.search_for("sgd"), toy.tuning.search_for("acp")) == ("george_lr", "george_acp")
+    with pytest.raises(ConfigError, match="needs a 'default' entry"):
+        spec(**entries, tuning={"methods": ["acp"], "search": {"acp": "george_acp"}})
+    with pytest.raises(ConfigError, match="search for 'nnn', which is not tuned"):
+        spec(**entries, tuning={"methods": ["acp"], "search": {"default": "george_lr", "nnn": "george_acp"}})
+    with pytest.raises(ConfigError, match="unknown problem 'cifar10'"):
+        spec(**entries, tuning={"methods": ["acp"], "search": "george_lr", "problems": ["cifar10"]})

@@ -37,12 +37,14 @@ def sample(name: str, profile: str) -> list[Cell]:
     return cells[::23] if len(cells) > 100 else cells  # the full KFRA grid has 533 cells: a sample
 
 
-@pytest.mark.parametrize("profile", ["quick", "full"])
+@pytest.mark.parametrize("profile", ["quick", "evidence", "full"])
 @pytest.mark.parametrize("name", sorted(available_specs()))
 def test_every_cell_composes_and_validates(name: str, profile: str) -> None:
+    if profile not in load_spec(name).profiles:
+        pytest.skip(f"{name} has no {profile} profile")
     for cell in sample(name, profile):
         run = validate(composed(*cell.overrides))
-        if profile == "quick":
+        if profile == "quick":  # offline data and a wall-clock budget
             assert run.trainer.max_time_s is not None and run.dataset.name in QUICK_DATA, cell.name
 
 
@@ -150,9 +152,14 @@ def test_george_full_profile_tunes_each_first_order_method(tmp_path: Path, monke
     monkeypatch.setattr(sweep, "main", fake_sweep)
     ctx = context("george", "full", tmp_path)
     tuned = {c.name: c for c in george.tune(ctx, expand(ctx.spec, "full", ctx.runs_root), trials=3)}
-    assert len(calls) == 2 * 4 and all(c[0] == "search=george_lr" and c[c.index("--trials") + 1] == "3"
-                                       for c in calls)
-    assert all("trainer.max_steps=2000" in c and "trainer.max_steps=20000" not in c for c in calls)
+    assert len(calls) == 2 * 7 and all(c[c.index("--trials") + 1] == "3" for c in calls)
+    searches = {next(o for o in c if o.startswith("optimizer=")): c[0] for c in calls}
+    assert searches == {"optimizer=sgd": "search=george_lr", "optimizer=centered_sgd": "search=george_lr",
+                        "optimizer=acp": "search=george_acp", "optimizer=acp_fixed_alpha": "search=george_acp",
+                        "optimizer=nnn": "search=george_acp"}  # ACP-like methods: rate and damping
+    assert all("trainer.max_steps=10000" in c and "trainer.max_steps=20000" not in c
+               and "trainer.max_steps=300000" not in c for c in calls)
+    assert "trainer.max_steps=300000" in tuned["mnist__nnn_tuned"].overrides  # §6.6: 3 × 10⁵ updates
     acp = tuned["cifar10__acp_tuned"]
     assert "optimizer.lr=0.01" in acp.overrides and "trainer.max_steps=20000" in acp.overrides
     assert acp.run_dir == ctx.runs_root / "cifar10__acp_tuned" and acp.labels["method"] == "acp_tuned"
@@ -160,6 +167,52 @@ def test_george_full_profile_tunes_each_first_order_method(tmp_path: Path, monke
     quick = context("george", "quick", tmp_path)
     assert george.tune(quick, cells := expand(quick.spec, "quick", quick.runs_root)) == cells  # untuned
     assert not any(c.name.startswith("cifar10") for c in cells)
+
+
+def test_kfac_rnn_evidence_tunes_each_approximation_on_the_ptb_problems(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: each K-FAC option gets its own (η, C) search on word and character PTB (the spec's tuning, its
+    ``problems`` filter and the grid entry ``kfac``); the copy task and the baselines pass through."""
+    from secondorder import sweep
+    from secondorder.experiments.tuning import tune
+
+    calls = []
+
+    def fake_sweep(argv):
+        calls.append(argv)
+        folder = Path(argv[argv.index("--dir") + 1])
+        folder.mkdir(parents=True)
+        rows = [{"index": 0, "params": {"optimizer.lr": 0.3, "optimizer.trust_region": 0.001}, "criterion": 2.0,
+                 "status": "completed", "run_dir": "x"}]
+        (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return 0
+
+    monkeypatch.setattr(sweep, "main", fake_sweep)
+    ctx = context("kfac-rnn", "evidence", tmp_path)
+    tuned = {c.name: c for c in tune(ctx, expand(ctx.spec, "evidence", ctx.runs_root))}
+    assert len(calls) == 2 * 3 and all(c[0] == "search=kfac_rnn_step" and "trainer.max_time_s=45" in c
+                                       and c[c.index("--trials") + 1] == "6" for c in calls)
+    option1 = tuned["ptb_word__kfac_option1_tuned"]
+    assert {"optimizer.lr=0.3", "optimizer.trust_region=0.001", "optimizer.approximation=option1",
+            "trainer.max_time_s=400"} <= set(option1.overrides)
+    assert "dnc_copy__kfac_option2" in tuned and "ptb_char__adam" in tuned and "ptb_char__kfac_indep" not in tuned
+
+
+def test_george_report_draws_figures_6_1_and_6_2_apart_and_judges_them(tmp_path: Path) -> None:
+    """Two figures with the thesis's method sets (issue 19), and a verdict per claim (those without runs
+    inconclusive)."""
+    ctx = context("george", "quick", tmp_path)
+    cells = expand(ctx.spec, "quick", ctx.runs_root)
+    for i, method in enumerate(("sgd", "mean_only_bn", "centered_sgd", "kfac", "bn")):
+        fake_run(ctx.runs_root / f"mnist__{method}", 10.0 + i, 12.0 + i)
+    written = write_report(ctx, cells, george.HOOKS.report, george.HOOKS.verdicts)
+    assert {"figure-6.1_error_vs_time.png", "figure-6.2_error_vs_iteration.png", "verdicts.md"} <= set(written)
+    text = (ctx.out / "summary.md").read_text()
+    assert "Fig. 6.1: centring tricks: `figure-6.1_error_vs_time.png`" in text and "(no run: acp_fixed_alpha)" in text
+    assert "(no run: acp, acp_fixed_alpha, nnn)" in text
+    verdicts = (ctx.out / "verdicts.md").read_text()
+    assert verdicts.count("| **inconclusive at this budget** |") == 5  # quick: a smoke test judges nothing
+    assert "mean_only_bn 11" in verdicts  # the rule's numbers are kept
 
 
 def test_hf_rnn_report_marks_solved_runs_with_provenance(tmp_path: Path) -> None:
@@ -199,7 +252,7 @@ def test_measurement_settings_are_data(tmp_path: Path) -> None:
     """The alignment and search-protocol settings come from conf/measure/; a bad file is a one-line error."""
     assert load_measurement("kfra-alignment")["profiles"] == alignment.PROFILES
     assert search_protocol.PROFILES["full"]["searches"] == 100 and search_protocol.BATCH_SIZE == 200
-    for profile in ("quick", "full"):
+    for profile in ("quick", "evidence", "full"):
         validate(composed(*alignment.run_overrides(alignment.PROFILES[profile], tmp_path / "run")))
         params = {d.key: d.from_unit(0.5) for d in search_protocol.SPACE}
         validate(composed(*search_protocol.trial_overrides(profile, params, tmp_path, tmp_path / "trial")))

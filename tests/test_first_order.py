@@ -139,3 +139,17 @@ def test_sampler_covers_each_epoch_without_replacement_and_resumes_exactly() -> 
     clone.load_state_dict(state)
     assert all(torch.equal(a, clone.next(3)[0]) for a in ahead)
     assert sampler.next(50)[0] is x  # a batch as large as the set is the set
+
+
+def test_step_decay_multiplies_the_halving_schedule() -> None:
+    """η_t = η · r^(⌊(t − t₀)/T⌋ + 1) from t₀ on (Zaremba's ×0.8 per epoch after the sixth, which the K-FAC-RNN
+    word model's "decaying schedule" follows here), times the halving schedule when both are set."""
+    from secondorder.optim.schedules import learning_rate, step_decayed
+
+    assert [step_decayed(1.0, 0.8, 10, 60, t) for t in (0, 59, 60, 69, 70, 85)] == pytest.approx(
+        [1.0, 1.0, 0.8, 0.8, 0.64, 0.512])
+    assert step_decayed(1.0, 0.8, None, 0, 10_000) == 1.0
+    both = SGDConfig(lr=1.0, lr_halving_period=100, lr_decay=0.5, lr_decay_every=50, lr_decay_from=100)
+    assert learning_rate(both, 99) == 1.0 and learning_rate(both, 100) == 0.25 and learning_rate(both, 150) == 0.125
+    bad = {c[0] for c in SGDConfig(lr_decay=1.5, lr_decay_from=-1, lr_decay_every=0).check() if not c[1]}
+    assert bad == {"lr_decay", "lr_decay_from", "lr_decay_every"}

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from secondorder.composition import compose_config
 from secondorder.data import load_dataset
 from secondorder.data.mnist import Mnist5kConfig
 from secondorder.data.splits import DataSplits
@@ -17,6 +18,7 @@ from secondorder.experiments import search_protocol
 from secondorder.losses import get_loss
 from secondorder.metrics import get_metric
 from secondorder.models import AutoencoderConfig, InitConfig, build_model
+from secondorder.optim import OPTIMIZERS
 from secondorder.optim.george import ACP, ACPConfig, CenteredSGD, CenteredSGDConfig, acp_direction
 from secondorder.problems import EpochSampler, ObjectiveConfig, SupervisedProblem
 from secondorder.train import SAMPLER_SEED_OFFSET
@@ -114,7 +116,7 @@ def test_acp_with_alpha_one_and_no_damping_is_the_whitened_step() -> None:
     torch.testing.assert_close(problem.model[0].bias.detach(), reference[0].bias.detach() - 0.1 * db)
 
 
-@pytest.mark.parametrize("optimizer", ["centered_sgd", "acp", "acp_fixed_alpha"])
+@pytest.mark.parametrize("optimizer", ["centered_sgd", "acp", "acp_fixed_alpha", "nnn"])
 def test_george_methods_run_end_to_end(train, tmp_path: Path, optimizer: str) -> None:
     torch.set_default_dtype(torch.float32)
     code, err = train(f"optimizer={optimizer}", "dataset=mnist_5k", "model.encoder_dims=[784,32,8]",
@@ -127,7 +129,35 @@ def test_george_methods_run_end_to_end(train, tmp_path: Path, optimizer: str) ->
         assert metrics["alpha_mean"].dropna().gt(0).all()
 
 
-TINY_SEARCH = {"data": ["dataset=mnist_5k"], "searches": 2, "experiments": 4, "steps": 3, "dims": [784, 8]}
+def test_nnn_is_acp_with_alpha_one_and_the_bias_correction() -> None:
+    """Seed003 report §2.11, C15: an SGD step of Natural Neural Networks (whitened inputs) is an ACP step with α = 1
+    and the −ΔW h̄ bias correction; the step itself is checked in
+    ``test_acp_with_alpha_one_and_no_damping_is_the_whitened_step``."""
+    cfg, _ = compose_config(["optimizer=nnn"])
+    assert (cfg.optimizer.name, cfg.optimizer.alpha, cfg.optimizer.bias_correction) == ("nnn", 1.0, True)
+    assert OPTIMIZERS["nnn"] is ACP
+
+
+@pytest.mark.parametrize("normalization", ["batch_norm", "mean_only_batch_norm"])
+def test_batch_normalised_sgd_baselines_run_and_second_order_methods_refuse_them(
+        train, tmp_path: Path, normalization: str) -> None:
+    """Figs 6.1/6.2's batch-norm baselines train with SGD; a method whose curvature is built per case refuses the
+    model in one line (the batch couples the cases)."""
+    torch.set_default_dtype(torch.float32)
+    common = ["dataset=mnist_5k", "model.encoder_dims=[784,32,8]", f"model.normalization={normalization}",
+              "trainer.max_steps=8", "trainer.eval_every=4", "trainer.device=cpu", "trainer.progress=false"]
+    code, err = train("optimizer=sgd", "optimizer.lr=0.01", *common, run_dir=tmp_path / "sgd", tiny=False)
+    assert code == 0, err
+    metrics, summary = read_run(tmp_path / "sgd")
+    assert summary["status"] == "completed" and metrics["train_error"].dropna().size == 3
+    for optimizer in ("kfac", "acp", "hf"):
+        code, err = train(f"optimizer={optimizer}", *common, run_dir=tmp_path / optimizer, tiny=False)
+        assert code == 2 and "not defined for a batch-normalised model" in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+TINY_SEARCH = {"note": "**REDUCED** (tiny test profile)",
+               "data": ["dataset=mnist_5k"], "searches": 2, "experiments": 4, "steps": 3, "dims": [784, 8]}
 
 
 def test_a_search_trial_is_plain_sgd_through_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,6 +203,27 @@ def test_search_table_on_a_tiny_profile(tmp_path: Path, monkeypatch: pytest.Monk
         assert float(george_spread) == pytest.approx(2 * float(ours_spread), rel=0.05, abs=0.02)
         assert float(ours_spread) > 0  # two repetitions with their own seeds: the grid row has a spread too
     assert (tmp_path / "figure-4.1.png").stat().st_size > 0
+
+
+def test_search_resumes_from_its_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each finished procedure × repetition is kept; a second call runs no trial and writes the same table and
+    ``search.csv`` (every repetition's best); other settings do not reuse the history."""
+    torch.set_default_dtype(torch.float32)
+    monkeypatch.setitem(search_protocol.PROFILES, "quick", TINY_SEARCH)
+    history = tmp_path / "runs" / "search-history.jsonl"
+    first = search_protocol.search_table("quick", tmp_path, tmp_path / "data", history)
+    assert len(history.read_text().splitlines()) == 3 * TINY_SEARCH["searches"]
+    csv = (tmp_path / "search.csv").read_text().splitlines()
+    assert csv[0] == "procedure,repetition,best_loss" and len(csv) == 1 + 3 * TINY_SEARCH["searches"]
+
+    def no_trials(*args, **kwargs):
+        raise AssertionError("a finished repetition ran again")
+
+    monkeypatch.setattr(search_protocol, "run_search", no_trials)
+    assert search_protocol.search_table("quick", tmp_path, tmp_path / "data", history) == first
+    monkeypatch.setitem(search_protocol.PROFILES, "quick", {**TINY_SEARCH, "steps": 4})
+    with pytest.raises(AssertionError, match="ran again"):
+        search_protocol.search_table("quick", tmp_path, tmp_path / "data", history)
 
 
 def test_trials_get_their_own_seeds_and_random_and_biased_search_draw_independently(tmp_path: Path) -> None:

@@ -120,7 +120,8 @@ def tiny_lm(*extra: str) -> tuple[str, ...]:
 def test_kfac_rnn_trains_a_character_lstm(train, tmp_path: Path, approx: str) -> None:
     torch.set_default_dtype(torch.float32)
     code, err = train("optimizer=kfac_rnn", f"optimizer.approximation={approx}", *tiny_lm(
-        "trainer.max_steps=12", "trainer.eval_every=12", "trainer.log_every=1"), run_dir=tmp_path / "r", tiny=False)
+        "trainer.max_steps=12", "trainer.eval_every=12", "trainer.log_every=1", "optimizer.lr_decay=0.5",
+        "optimizer.lr_decay_every=4", "optimizer.lr_decay_from=8"), run_dir=tmp_path / "r", tiny=False)
     assert code == 0, err
     metrics, _ = read_run(tmp_path / "r")
     evaluated = metrics.dropna(subset=["train_error"])
@@ -128,6 +129,7 @@ def test_kfac_rnn_trains_a_character_lstm(train, tmp_path: Path, approx: str) ->
     logged = metrics.dropna(subset=["clip"])
     assert len(logged) == 12 and ((logged["clip"] > 0) & (logged["clip"] <= 1)).all()
     assert (logged.psi_max.dropna() < 1).all() if approx != "indep" else logged.psi_max.isna().all()
+    assert logged.lr.tolist() == [0.1] * 8 + [0.05] * 4  # the word model's step decay: ×0.5 from update 8
 
 
 def test_kfac_rnn_resumes_exactly_and_runs_on_an_rnn_task(train, tmp_path: Path) -> None:

@@ -63,3 +63,27 @@ def test_the_kfra_report_writes_the_selection_table_and_plots(tmp_path: Path) ->
     for suffix in ("iteration", "time"):
         assert (context.out / f"curves_selection_vs_{suffix}.png").stat().st_size > 0
     assert report(context, [c for c in cells if "lr2" not in c.name], collect(cells)) == []  # quick: no grid
+
+
+def test_damping_band_after_iteration_100(tmp_path: Path) -> None:
+    """Issue 18: τ and γ from iteration 100 on, their moves up and down, and the band check — a runaway γ (the
+    old unbounded default: ×2.79 every 20 iterations) is out of the band."""
+    from secondorder.experiments.kfra import damping_rows
+
+    def kfra_run(name: str, gammas: list[float]) -> Cell:
+        folder = tmp_path / name
+        fake_run(folder, train=1.0, test=1.0)
+        iterations = [20 * i for i in range(len(gammas))]
+        taus = [150 * 0.77 ** i for i in range(len(gammas))]
+        taus[-2] = taus[-3] * 1.3  # one LM increase
+        pd.DataFrame({"iteration": iterations, "wall_time_s": iterations, "train_error": 1.0, "lambda": taus,
+                      "gamma": gammas}).to_csv(folder / "metrics.csv", index=False)
+        return Cell(name, [], folder, {"problem": "curves", "method": name})
+
+    healthy = kfra_run("kfra", [150, 53.8, 19.3, 1.0, 0.36, 0.13, 0.36, 0.13, 0.05])
+    runaway = kfra_run("kfra_unbounded", [150 * 2.79 ** i for i in range(9)])
+    rows = {r["method"]: r for r in damping_rows([healthy, runaway], collect([healthy, runaway]))}
+    row = rows["kfra"]
+    assert row["in_band"] and (row["gamma_min"], row["gamma_max"]) == (0.05, 0.36)  # iterations 100 … 160
+    assert (row["gamma_up"], row["gamma_down"]) == (1, 2) and (row["tau_up"], row["tau_down"]) == (1, 2)
+    assert not rows["kfra_unbounded"]["in_band"] and rows["kfra_unbounded"]["gamma_down"] == 0

@@ -10,6 +10,7 @@ from torch import nn
 
 from secondorder.models import AutoencoderConfig, InitConfig, build_model
 from secondorder.models.autoencoder import DeepAutoencoder, mirrored_dims
+from secondorder.models.normalization import MeanOnlyBatchNorm, uses_batch_statistics
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,55 @@ def test_dense_schemes_have_their_variance(scheme: str) -> None:
     assert abs(float(weight.std()) / expected - 1.0) < 0.02
     if scheme == "glorot":
         assert float(weight.abs().max()) <= 2.0 * math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def test_batch_norm_autoencoder_normalises_every_hidden_layer_but_not_the_output() -> None:
+    """Training mode: each hidden pre-activation a becomes (a − μ) / √(σ² + 1e-5) (at γ = 1, β = 0); the
+    normalised layers lose their redundant bias, the output layer keeps its own; evaluation uses running averages."""
+    torch.manual_seed(0)
+    model = DeepAutoencoder([12, 7, 3], normalization="batch_norm").double()
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    assert [m.bias is None for m in linears] == [True, True, True, False]
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model) == 3
+    x = torch.randn(64, 12, dtype=torch.float64) * 3 + 1
+    seen = []
+    handles = [m.register_forward_hook(lambda mod, i, o: seen.append((i[0], o)))
+               for m in model if isinstance(m, nn.BatchNorm1d)]
+    model(x)
+    assert len(seen) == 3
+    for a, out in seen:
+        expected = (a - a.mean(0)) / torch.sqrt(a.var(0, unbiased=False) + 1e-5)
+        torch.testing.assert_close(out, expected)
+    for h in handles:
+        h.remove()
+    model.eval()
+    single = model(x[:1])  # running statistics: one case alone is not normalised to zero
+    assert torch.isfinite(single).all()
+    torch.testing.assert_close(model(x[:1]), model(x[:2])[:1])  # no dependence on the rest of the batch
+
+
+def test_mean_only_batch_norm_centres_without_scaling_and_its_gradient_is_centred() -> None:
+    """Salimans & Kingma (2016) §3.1: â = a − μ + β; ∂L/∂a = (I − 11ᵀ/n) ∂L/∂â (autograd against the closed form);
+    the running mean moves by momentum 0.1 towards the batch mean; evaluation subtracts the running mean."""
+    layer = MeanOnlyBatchNorm(4).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.5, -1.0, 0.0, 2.0]))
+    a = (torch.randn(10, 4, dtype=torch.float64) * 2 + 3).requires_grad_()
+    out = layer(a)
+    torch.testing.assert_close(out, a - a.mean(0) + layer.bias)
+    upstream = torch.randn(10, 4, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(out, a, upstream)
+    torch.testing.assert_close(grad, upstream - upstream.mean(0))
+    torch.testing.assert_close(layer.running_mean, 0.1 * a.detach().mean(0))
+    layer.eval()
+    torch.testing.assert_close(layer(a), a - 0.1 * a.detach().mean(0) + layer.bias)
+
+
+def test_normalised_autoencoder_from_the_config() -> None:
+    cfg = AutoencoderConfig(encoder_dims=[784, 32, 8], normalization="mean_only_batch_norm")
+    model = build_model(cfg, seed=0)
+    assert sum(isinstance(m, MeanOnlyBatchNorm) for m in model) == 3
+    plain = build_model(AutoencoderConfig(encoder_dims=[784, 8]), seed=0)
+    assert uses_batch_statistics(model) and not uses_batch_statistics(plain)
+    assert any("normalization" in str(c) for c in AutoencoderConfig(normalization="layer_norm").check()
+               if not c[1])

@@ -119,3 +119,21 @@ def test_raised_budget_compares_the_cells_budget_with_the_runs() -> None:
     assert raised_budget(["trainer.max_steps=10"], done) is None  # it had no step limit: 10 is not more
     assert raised_budget(["trainer.max_time_s=1500"], {**done, "target_reached": True}) is None
     assert raised_budget(["trainer.max_time_s=1500"], {**done, "status": "diverged"}) is None
+
+
+def test_a_cell_named_after_a_power_of_two_runs(tmp_path: Path, data_dir: Path) -> None:
+    """Grid labels like ``adam_lr2^-{k}`` (the KFRA spec) name run folders with ``^``, which Hydra's override
+    grammar reserves: the runner quotes the folder (issue 18's evidence run failed on it)."""
+    overrides = json.dumps(["dataset=curves", *TINY, f"data_dir={data_dir}", "trainer.eval_every=1",
+                            "dataset.n_train=200", "trainer.max_steps=1"])
+    spec = tmp_path / "caret.yaml"
+    spec.write_text(f"""
+title: "Caret"
+profiles: {{quick: {{seeds: 1}}}}
+problems: {{tiny: {{overrides: {overrides}}}}}
+methods:
+  adam: {{grid: {{k: [9]}}, label: "adam_lr2^-{{k}}", overrides: [optimizer=adam, "optimizer.lr={{2.0 ** -k}}"]}}
+""")
+    assert main([str(spec), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "results")]) == 0
+    summary = json.loads((tmp_path / "runs" / "quick" / "tiny__adam_lr2^-9" / "summary.json").read_text())
+    assert summary["status"] == "completed"

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from secondorder.callbacks import Callback
-from secondorder.composition import compose_config
+from secondorder.composition import compose_config, path_override
 from secondorder.curvature.products import GGNOperator
 from secondorder.errors import ConfigError
 from secondorder.experiments.measurements import load_measurement
@@ -226,8 +226,8 @@ def run_overrides(settings: dict, run_dir: Path, data_dir: Path | None = None) -
     every = settings["every"]
     return [*settings["overrides"], f"trainer.max_steps={settings['iterations']}", "trainer.max_time_s=null",
             "trainer.max_epochs=null", f"trainer.eval_every={every}", f"trainer.checkpoint_every={every}",
-            "trainer.device=cpu", "trainer.resume=auto", f"run_dir={run_dir}",
-            *([f"data_dir={data_dir}"] if data_dir else [])]
+            "trainer.device=cpu", "trainer.resume=auto", path_override("run_dir", run_dir),
+            *([path_override("data_dir", data_dir)] if data_dir else [])]
 
 
 def run_alignment(settings: dict, run_dir: Path, data_dir: Path | None = None) -> pd.DataFrame:
@@ -268,9 +268,9 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path) -> Path:
     wins = int((frame.kfra_factored_vs_full_gn > frame.kfac_factored_vs_full_gn).sum())
     lines = [
         f"# KFRA / K-FAC alignment with Gauss–Newton updates (Botev et al. 2017 App. G.2) — profile `{profile}`", "",
-        ("**REDUCED**: a 784-250-30-250-784 CURVES autoencoder on 4 000 generated images, 100 KFRA iterations — "
-         "not the paper's setting." if profile == "quick" else "The paper's setting (CURVES autoencoder)."),
-        f"Settings: {settings}. Hardware: {device_name(torch.device('cpu'))}; commit "
+        settings.get("note", ""),
+        f"Settings: { {k: v for k, v in settings.items() if k != 'note'} }. "
+        f"Hardware: {device_name(torch.device('cpu'))}; commit "
         f"{(git['git_commit'] or '?')[:10]}{' (dirty)' if git['git_dirty'] else ''}.", "",
         "Paper (App. G.2): KFRA aligns better with the exact GN update than K-FAC throughout the optimisation.",
         f"Here: KFRA's (factored-damping) update is closer to the full GN update than K-FAC's at {wins} of "
@@ -285,14 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reproduce-kfra-alignment", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=list(PROFILES), default="quick")
     parser.add_argument("--out", type=Path, default=Path("results/kfra-alignment"))
-    parser.add_argument("--runs", type=Path, default=Path("runs/kfra-alignment"),
-                        help="the KFRA run goes to RUNS/<profile> (resumed there when interrupted)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="the KFRA run goes to RUNS/<profile> (resumed there when interrupted; default "
+                             "runs/kfra-alignment, or the profile's runs folder)")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    settings = PROFILES[args.profile]
-    frame = run_alignment(settings, args.runs / args.profile, args.data_dir)
+    settings = {key: value for key, value in PROFILES[args.profile].items() if key != "runs"}
+    runs = args.runs or Path(PROFILES[args.profile].get("runs", "runs/kfra-alignment")).expanduser()
+    frame = run_alignment(settings, runs / args.profile, args.data_dir)
     out = write(frame, settings, args.profile, args.out / args.profile)
-    print(f"wrote {out}/alignment.md, alignment.csv, alignment.png (the KFRA run: {args.runs / args.profile})")
+    print(f"wrote {out}/alignment.md, alignment.csv, alignment.png (the KFRA run: {runs / args.profile})")
     return 0
 
 

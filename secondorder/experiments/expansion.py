@@ -103,7 +103,8 @@ def cell_overrides(spec: Spec, profile: str, problem: Entry, method: Entry, vari
 
 def expand(spec: Spec, profile: str, runs_root: Path) -> list[Cell]:
     """Every cell of ``spec`` in ``profile``: problems (outer) × methods, grids expanded, run folders under
-    ``runs_root``. Labels carry ``problem``, ``method`` and every variable, for reports."""
+    ``runs_root``. Labels carry ``problem``, ``method`` (the rendered label), ``entry`` (the spec's method key) and
+    every variable, for reports."""
     settings = spec.profile(profile)
     cells: list[Cell] = []
     for problem in (p for p in spec.problems if p.runs_in(profile)):
@@ -116,7 +117,7 @@ def expand(spec: Spec, profile: str, runs_root: Path) -> list[Cell]:
                 for method_vars in instances(method):
                     try:
                         variables = {**problem_vars, **method_vars, "problem": problem_label,
-                                     "method": render(method.label, method_vars)}
+                                     "method": render(method.label, method_vars), "entry": method.key}
                         if problem.measures != ("error",):  # the report's plotted measures, where not the default
                             variables["measures"] = problem.measures
                         name = render(spec.cell, variables)

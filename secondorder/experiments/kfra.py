@@ -76,7 +76,52 @@ def selection_groups(cells: list[Cell], found: dict[str, list[Run]]) -> dict[str
     return groups
 
 
+SETTLE_AFTER = 100  # the damping band is checked from this iteration on (issue 18)
+TAU_BAND = (0.0, 150.0)  # τ stays at or below τ₀ = 150 (conf/optimizer/kfra.yaml) ...
+GAMMA_BAND = (0.0, 1.0)  # ... and γ within K-FAC's bound (√(γ + η) ≤ 1 with η = 1e-5: γ ≤ 1)
+
+
+def damping_rows(cells: list[Cell], found: dict[str, list[Run]]) -> list[dict[str, object]]:
+    """Per run that logs τ (``lambda``) and γ: their ranges from iteration :data:`SETTLE_AFTER` on, how often each
+    moved up and down, and whether both stayed in the band (:data:`TAU_BAND`, :data:`GAMMA_BAND`)."""
+    rows = []
+    for cell in cells:
+        for run in found[cell.name]:
+            metrics = run.metrics
+            if "lambda" not in metrics or "gamma" not in metrics:
+                continue
+            late = metrics[metrics.iteration >= SETTLE_AFTER].dropna(subset=["lambda", "gamma"])
+            if late.empty:
+                continue
+            row: dict[str, object] = {"problem": cell.labels["problem"], "method": cell.labels["method"],
+                                      "iterations": int(metrics.iteration.max())}
+            for name, column in (("tau", "lambda"), ("gamma", "gamma")):
+                values, steps = late[column], late[column].diff().dropna()
+                row.update({f"{name}_min": float(values.min()), f"{name}_max": float(values.max()),
+                            f"{name}_last": float(values.iloc[-1]), f"{name}_up": int((steps > 0).sum()),
+                            f"{name}_down": int((steps < 0).sum())})
+            row["in_band"] = bool(TAU_BAND[0] <= row["tau_min"] and row["tau_max"] <= TAU_BAND[1]
+                                  and GAMMA_BAND[0] <= row["gamma_min"] and row["gamma_max"] <= GAMMA_BAND[1])
+            rows.append(row)
+    return rows
+
+
+def damping_section(context: Context, cells: list[Cell], found: dict[str, list[Run]]) -> list[str]:
+    rows = damping_rows(cells, found)
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    frame.to_csv(context.out / "damping.csv", index=False)
+    inside = sum(bool(r["in_band"]) for r in rows)
+    return ["## Damping (App. C.3): τ and γ after the first 100 iterations", "",
+            f"The band: 0 < τ ≤ τ₀ = {TAU_BAND[1]:g} and 0 ≤ γ ≤ {GAMMA_BAND[1]:g} (√(γ + η) ≤ 1, K-FAC's bound); "
+            f"{inside} of {len(rows)} runs stay in it. `up` / `down`: how many logged values rose / fell (τ by "
+            "Levenberg–Marquardt every 5 iterations, γ by the greedy search every 20). The unbounded γ of the "
+            "earlier default ran away upwards (150 → 3 256 by iteration 60).", "", to_markdown(frame), ""]
+
+
 def report(context: Context, cells: list[Cell], found: dict[str, list[Run]]) -> list[str]:
+    damping = damping_section(context, cells, found)
     rows = []
     for problem in dict.fromkeys(c.labels["problem"] for c in cells):
         mine = [c for c in cells if c.labels["problem"] == problem]
@@ -89,10 +134,10 @@ def report(context: Context, cells: list[Cell], found: dict[str, list[Run]]) -> 
             plot_groups(groups, x, context.out / f"{problem}_selection_vs_{suffix}.png",
                         title=f"{context.spec.title}: {problem}, first-order best / top-k (§5.1)")
     if not rows:
-        return []
+        return damping
     frame = pd.DataFrame(rows)
     frame.to_csv(context.out / "first_order_grid.csv", index=False)
-    return ["## First-order grid (§5.1, footnote 11)", "",
+    return [*damping, "## First-order grid (§5.1, footnote 11)", "",
             "Each family's best (learning rate, halving period as a fraction of the updates) by final training "
             "error, and the mean final training error of its top 10 and top 20 settings; curves in "
             "`<problem>_selection_vs_{iteration,time}.png`.", "", to_markdown(frame), ""]

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from secondorder.errors import ConfigError, UserError
-from secondorder.experiments import george, hf_rnn, kfac_verdicts, kfra, table_4_3
+from secondorder.experiments import george, hf_rnn, kfac_rnn_verdicts, kfac_verdicts, kfra, table_4_3
 from secondorder.experiments.expansion import expand
 from secondorder.experiments.hooks import Context, Hooks
 from secondorder.experiments.report import write_report
@@ -28,7 +28,7 @@ from secondorder.experiments.spec import available_specs, load_spec
 from secondorder.experiments.verdicts import update_results_readme
 
 HOOKS = {"table_4_3": table_4_3.HOOKS, "hf_rnn": hf_rnn.HOOKS, "george": george.HOOKS, "kfra": kfra.HOOKS,
-         "kfac": kfac_verdicts.HOOKS}
+         "kfac": kfac_verdicts.HOOKS, "kfac_rnn": kfac_rnn_verdicts.HOOKS}
 
 
 def parser() -> argparse.ArgumentParser:

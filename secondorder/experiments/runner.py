@@ -27,6 +27,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
+from secondorder.composition import path_override
 from secondorder.errors import UserError
 
 FINISHED = ("completed", "diverged")  # both are results; a diverged run would diverge again
@@ -118,7 +119,7 @@ def _thread_environment(jobs: int) -> dict[str, str]:
 def _run_one(run: SeedRun, raised: str | None, jobs: int, log: Callable[[str], object]) -> str:
     log(f"[run ] {run.key} → {run.run_dir}" + (f" (extended: {raised})" if raised else ""))
     start = time.time()
-    command = [*train_executable(), *run.overrides, f"run_dir={run.run_dir}", "trainer.resume=auto"]
+    command = [*train_executable(), *run.overrides, path_override("run_dir", run.run_dir), "trainer.resume=auto"]
     result = subprocess.run(command, capture_output=True, text=True, env=_thread_environment(jobs))
     status = run.status() or "failed"
     if raised and raised_budget(run.overrides, json.loads((run.run_dir / "summary.json").read_text())):

@@ -29,7 +29,7 @@ ENTRY_KEYS = {"label", "overrides", "per_profile", "profiles", "grid", "vars", "
 PROBLEM_KEYS = ENTRY_KEYS | {"data", "methods", "measures"}
 MEASURES = ("error", "loss")  # what a problem's plots show: the metric, or the objective's data term
 RULE_KEYS = {"match", "overrides"}
-TUNING_KEYS = {"profiles", "methods", "search", "budget", "trials"}
+TUNING_KEYS = {"profiles", "methods", "problems", "search", "budget", "trials", "per_profile"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,17 @@ class Tuning:
     search: str
     budget: tuple[str, ...]
     trials: int
+    per_profile: dict[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)  # profile → (budget, trials)
+    problems: tuple[str, ...] = ()  # the problems whose cells are tuned; () = every problem
+    searches: dict[str, str] = field(default_factory=dict)  # method entry → its own search (else ``search``)
+
+    def search_for(self, entry: str) -> str:
+        """The search (``conf/search/<name>.yaml``) that tunes the method entry ``entry``."""
+        return self.searches.get(entry, self.search)
+
+    def for_profile(self, profile: str) -> tuple[tuple[str, ...], int]:
+        """The trial budget and the number of trials in ``profile``."""
+        return self.per_profile.get(profile, (self.budget, self.trials))
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,7 @@ def parse_spec(name: str, raw: dict[str, Any]) -> Spec:
     return Spec(name=name, title=str(raw["title"]), profiles=profiles, problems=problems, methods=methods,
                 cell=str(raw.get("cell", "{problem}__{method}")), claims=_strings(raw.get("claims"), where),
                 notes=_strings(raw.get("notes"), where), hooks=raw.get("hooks"), standins=standins,
-                tuning=_tuning(raw.get("tuning"), f"{where}: tuning", method_keys))
+                tuning=_tuning(raw.get("tuning"), f"{where}: tuning", method_keys, {p.key for p in problems}))
 
 
 def _profile(name: str, raw: Any, where: str) -> Profile:
@@ -257,19 +268,38 @@ def _rule(raw: Any, where: str) -> Rule:
     return Rule(match, _overrides(raw.get("overrides"), where))
 
 
-def _tuning(raw: Any, where: str, method_keys: set[str]) -> Tuning | None:
+def _tuning(raw: Any, where: str, method_keys: set[str], problem_keys: set[str]) -> Tuning | None:
     if raw is None:
         return None
     raw = _mapping(raw, where)
     _keys(raw, TUNING_KEYS, where)
     if "search" not in raw:
-        raise ConfigError(f"{where}: name the search space (conf/search/), e.g. search: george_lr")
+        raise ConfigError(f"{where}: name the search space (conf/search/), e.g. search: george_lr, or "
+                          "search: {default: george_lr, acp: george_acp}")
+    search, searches = raw["search"], {}
+    if isinstance(search, dict):
+        searches = {str(k): str(v) for k, v in search.items() if k != "default"}
+        if "default" not in search:
+            raise ConfigError(f"{where}: a per-method search needs a 'default' entry")
+        search = search["default"]
     methods = tuple(map(str, _list(raw.get("methods", []), where)))
     unknown = [m for m in methods if m not in method_keys]
     if unknown:
         raise ConfigError(f"{where}: unknown method {unknown[0]!r}")
-    return Tuning(tuple(_list(raw.get("profiles", []), where)), methods, str(raw["search"]),
-                  _overrides(raw.get("budget"), f"{where}.budget"), int(raw.get("trials", 20)))
+    budget, trials = _overrides(raw.get("budget"), f"{where}.budget"), int(raw.get("trials", 20))
+    per_profile = {}
+    for profile, entry in _mapping(raw.get("per_profile", {}), f"{where}.per_profile").items():
+        entry = _mapping(entry, f"{where}.per_profile.{profile}")
+        _keys(entry, {"budget", "trials"}, f"{where}.per_profile.{profile}")
+        per_profile[str(profile)] = (_overrides(entry.get("budget", list(budget)), f"{where}.per_profile.{profile}"),
+                                     int(entry.get("trials", trials)))
+    problems = tuple(map(str, _list(raw.get("problems", []), f"{where}.problems")))
+    if set(problems) - problem_keys:
+        raise ConfigError(f"{where}: unknown problem {sorted(set(problems) - problem_keys)[0]!r}")
+    if set(searches) - set(methods):
+        raise ConfigError(f"{where}: search for {sorted(set(searches) - set(methods))[0]!r}, which is not tuned")
+    return Tuning(tuple(_list(raw.get("profiles", []), where)), methods, str(search), budget, trials,
+                  per_profile, problems, searches)
 
 
 def _keys(raw: dict[str, Any], allowed: set[str], where: str) -> None:

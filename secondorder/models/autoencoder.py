@@ -17,6 +17,7 @@ from itertools import pairwise
 from torch import nn
 
 from secondorder.models.init import InitConfig
+from secondorder.models.normalization import NORMALIZATIONS, normalization_layer
 from secondorder.validation import Check, one_of
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -33,6 +34,7 @@ class AutoencoderConfig:
     encoder_dims: list[int] = field(default_factory=lambda: [784, 400, 200, 100, 50, 25, 6])
     hidden_activation: str = "sigmoid"
     code_activation: str = "linear"
+    normalization: str = "none"
     init: InitConfig = field(default_factory=InitConfig)
 
     def check(self) -> list[Check]:
@@ -41,6 +43,7 @@ class AutoencoderConfig:
              "must list at least two positive layer sizes"),
             one_of(self, "hidden_activation", ACTIVATIONS),
             one_of(self, "code_activation", ACTIVATIONS),
+            one_of(self, "normalization", NORMALIZATIONS),
         ]
 
 
@@ -50,17 +53,23 @@ def mirrored_dims(encoder_dims: list[int]) -> list[int]:
 
 
 class DeepAutoencoder(nn.Sequential):
-    """``Linear → act → … → Linear`` with a mirrored decoder; returns output pre-activations."""
+    """``Linear → act → … → Linear`` with a mirrored decoder; returns output pre-activations. With
+    ``normalization`` every hidden layer (the code layer included, the output layer not) is
+    ``Linear (no bias) → normalisation → act`` (:mod:`secondorder.models.normalization`)."""
 
     def __init__(self, encoder_dims: list[int], hidden_activation: str = "sigmoid",
-                 code_activation: str = "linear") -> None:
+                 code_activation: str = "linear", normalization: str = "none") -> None:
         dims = mirrored_dims(encoder_dims)
         code_layer = len(encoder_dims) - 2  # index of the Linear map that produces the code
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(pairwise(dims)):
-            layers.append(nn.Linear(fan_in, fan_out))
-            if i == len(dims) - 2:
+            output_layer = i == len(dims) - 2
+            normalized = normalization != "none" and not output_layer
+            layers.append(nn.Linear(fan_in, fan_out, bias=not normalized))
+            if output_layer:
                 break  # output layer: pre-activations
+            if normalized:
+                layers.append(normalization_layer(normalization, fan_out))
             activation = code_activation if i == code_layer else hidden_activation
             layers.append(ACTIVATIONS[activation]())
         super().__init__(*layers)
@@ -68,4 +77,4 @@ class DeepAutoencoder(nn.Sequential):
 
 
 def build_autoencoder(cfg: AutoencoderConfig) -> DeepAutoencoder:
-    return DeepAutoencoder(cfg.encoder_dims, cfg.hidden_activation, cfg.code_activation)
+    return DeepAutoencoder(cfg.encoder_dims, cfg.hidden_activation, cfg.code_activation, cfg.normalization)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from secondorder.errors import ConfigError
+from secondorder.models.normalization import uses_batch_statistics
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.first_order import SGD, Adam, Momentum, Nesterov
 from secondorder.optim.george import ACP, CenteredSGD
@@ -31,12 +33,18 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "centered_sgd": CenteredSGD,
     "acp": ACP,
     "acp_fixed_alpha": ACP,
+    "nnn": ACP,
     "ncg": NonlinearCG,
 }
 
 
 def build_optimizer(cfg: Any, problem: Problem) -> Optimizer:
-    return OPTIMIZERS[cfg.name](problem, cfg)
+    method = OPTIMIZERS[cfg.name]
+    if not method.batch_statistics_ok and uses_batch_statistics(problem.model):
+        plain = ", ".join(name for name, m in OPTIMIZERS.items() if m.batch_statistics_ok)
+        raise ConfigError(f"optimizer {cfg.name} is not defined for a batch-normalised model; use model.normalization"
+                          f"=none, or one of {plain}")
+    return method(problem, cfg)
 
 
 __all__ = ["OPTIMIZERS", "Optimizer", "StepCosts", "StepResult", "build_optimizer"]

@@ -59,6 +59,9 @@ class Optimizer(ABC):
 
     config_class: ClassVar[type]
     stat_names: ClassVar[tuple[str, ...]] = ()
+    # whether the method is defined for models whose outputs depend on batch statistics (batch norm): the
+    # gradient methods are; curvature built per case (GGN, K-FAC factors, ACP's covariances) is not
+    batch_statistics_ok: ClassVar[bool] = False
 
     def __init__(self, problem: Problem, cfg: Any) -> None:
         self.problem = problem

@@ -2,7 +2,9 @@
 
 All minimise the same objective h(θ) (ℓ2 prior included, see :mod:`secondorder.problems.base`) on one
 mini-batch of ``batch_size`` per step, with an optional learning-rate halving period T
-(:func:`~secondorder.optim.schedules.halved_every`; the grid of Botev et al. 2017, §5.1, footnote 11).
+(:func:`~secondorder.optim.schedules.halved_every`; the grid of Botev et al. 2017, §5.1, footnote 11) and an
+optional step decay (:func:`~secondorder.optim.schedules.step_decayed`; the word-PTB schedule of Martens, Ba &
+Johnson 2018, §4).
 
 * SGD and Adam are ``torch.optim.SGD`` / ``torch.optim.Adam`` (the same algorithms).
 * Classical momentum follows thesis eqn 3.5 (§3.4.1): v_k = μ v_{k−1} − α ∇h(θ_{k−1}),
@@ -24,7 +26,7 @@ from typing import Any
 import torch
 
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
-from secondorder.optim.schedules import halved_every, sutskever_momentum
+from secondorder.optim.schedules import decay_checks, learning_rate, sutskever_momentum
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
 
@@ -35,9 +37,13 @@ class SGDConfig:
     lr: float = 0.01
     batch_size: int = 250
     lr_halving_period: int | None = None
+    lr_decay: float = 1.0  # step decay r every lr_decay_every iterations from lr_decay_from (schedules.step_decayed)
+    lr_decay_every: int | None = None
+    lr_decay_from: int = 0
 
     def check(self) -> list[Check]:
-        return [*positive(self, "lr", "batch_size"), *positive(self, "lr_halving_period", allow_none=True)]
+        return [*positive(self, "lr", "batch_size"),
+                *positive(self, "lr_halving_period", "lr_decay_every", allow_none=True), *decay_checks(self)]
 
 
 @dataclass
@@ -46,6 +52,9 @@ class MomentumConfig:
     lr: float = 0.01
     batch_size: int = 250
     lr_halving_period: int | None = None
+    lr_decay: float = 1.0  # step decay r every lr_decay_every iterations from lr_decay_from (schedules.step_decayed)
+    lr_decay_every: int | None = None
+    lr_decay_from: int = 0
     momentum: float = 0.9
     momentum_schedule: str = "constant"
     schedule_period: int = 250
@@ -53,7 +62,8 @@ class MomentumConfig:
     def check(self) -> list[Check]:
         return [
             *positive(self, "lr", "batch_size", "schedule_period"),
-            *positive(self, "lr_halving_period", allow_none=True),
+            *positive(self, "lr_halving_period", "lr_decay_every", allow_none=True),
+            *decay_checks(self),
             in_range(self, "momentum", 0.0, 1.0),
             one_of(self, "momentum_schedule", ["constant", "sutskever"]),
         ]
@@ -72,6 +82,9 @@ class AdamConfig:
     lr: float = 1e-3
     batch_size: int = 250
     lr_halving_period: int | None = None
+    lr_decay: float = 1.0  # step decay r every lr_decay_every iterations from lr_decay_from (schedules.step_decayed)
+    lr_decay_every: int | None = None
+    lr_decay_from: int = 0
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
@@ -79,7 +92,8 @@ class AdamConfig:
     def check(self) -> list[Check]:
         return [
             *positive(self, "lr", "batch_size", "eps"),
-            *positive(self, "lr_halving_period", allow_none=True),
+            *positive(self, "lr_halving_period", "lr_decay_every", allow_none=True),
+            *decay_checks(self),
             in_range(self, "beta1", 0.0, 1.0),
             in_range(self, "beta2", 0.0, 1.0),
         ]
@@ -99,6 +113,7 @@ class _TorchOptimizer(Optimizer):
     """A ``torch.optim`` optimiser with our learning-rate schedule."""
 
     stat_names = ("lr",)
+    batch_statistics_ok = True
 
     @abstractmethod
     def _make(self) -> torch.optim.Optimizer:
@@ -109,7 +124,7 @@ class _TorchOptimizer(Optimizer):
         self.inner = self._make()
 
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
-        lr = halved_every(self.cfg.lr, self.cfg.lr_halving_period, iteration)
+        lr = learning_rate(self.cfg, iteration)
         for group in self.inner.param_groups:
             group["lr"] = lr
         with self.phases("gradient"):
@@ -162,7 +177,7 @@ class Momentum(Optimizer):
         torch._foreach_add_(self.params, self.velocity, alpha=scale)
 
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
-        lr = halved_every(self.cfg.lr, self.cfg.lr_halving_period, iteration)
+        lr = learning_rate(self.cfg, iteration)
         mu = self.momentum_at(iteration)
         if self.lookahead:
             self._shift(mu)  # gradient at the look-ahead point θ + μ v

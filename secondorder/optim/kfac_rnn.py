@@ -52,6 +52,7 @@ from secondorder.kfac.sequence_layers import SequenceLayers
 from secondorder.kfac.temporal import APPROXIMATIONS, Factor, TemporalInverse
 from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
 from secondorder.optim.damping import LevenbergMarquardt, lm_checks
+from secondorder.optim.schedules import decay_checks, learning_rate
 from secondorder.problems.samplers import Sampler
 from secondorder.validation import Check, in_range, one_of, positive
 
@@ -62,6 +63,9 @@ class KFACRNNConfig:
     approximation: str = "option2"
     batch_size: int = 250
     lr: float = 0.1
+    lr_decay: float = 1.0  # η's step decay r every lr_decay_every iterations from lr_decay_from (word PTB, §4)
+    lr_decay_every: int | None = None
+    lr_decay_from: int = 0
     momentum: float = 0.9
     trust_region: float = 0.01
     initial_lambda: float = 1e-2
@@ -80,7 +84,8 @@ class KFACRNNConfig:
     def check(self) -> list[Check]:
         return [one_of(self, "approximation", list(APPROXIMATIONS)),
                 *positive(self, "batch_size", "lr", "trust_region", "inverse_period", "max_dense_factor"),
-                *positive(self, "lambda_period", allow_none=True), *lm_checks(self),
+                *positive(self, "lambda_period", "lr_decay_every", allow_none=True), *lm_checks(self),
+                *decay_checks(self),
                 in_range(self, "momentum", 0.0, 1.0), in_range(self, "stats_decay", 0.0, 1.0)]
 
 
@@ -93,7 +98,7 @@ def _fold(old: Factor | None, new: Factor, decay: float) -> Factor:
 
 class KFACRNN(Optimizer):
     config_class = KFACRNNConfig
-    stat_names = ("clip", "psi_max", "clipped")
+    stat_names = ("lr", "clip", "psi_max", "clipped")
 
     def __init__(self, problem: Any, cfg: KFACRNNConfig) -> None:
         super().__init__(problem, cfg)
@@ -146,7 +151,8 @@ class KFACRNN(Optimizer):
         batch = sampler.next(cfg.batch_size)
         h, grad, m = self.gradient_and_statistics(batch)
         costs.grad_evals += 2  # the gradient and the sampled-target backward pass share one forward pass
-        stats: dict[str, float] = {"lambda": self.damping.lam, "rho": math.nan, "clip": math.nan,
+        stats: dict[str, float] = {"lambda": self.damping.lam, "rho": math.nan, "lr": learning_rate(cfg, iteration),
+                                   "clip": math.nan,
                                    "psi_max": math.nan, "clipped": 0}
         if not (math.isfinite(float(h)) and all_finite(grad.values())):
             return StepResult(float(h) if not math.isfinite(float(h)) else math.nan, costs, stats)
@@ -163,29 +169,31 @@ class KFACRNN(Optimizer):
                 direction.update(block.split(inverse.apply(scale * block.gradient_matrix(grad))))
         with self.phases("rescaling"):  # one host transfer for ĝᵀv (was one per parameter tensor)
             quadratic = float(torch.stack([(scale * grad[n] * direction[n]).sum() for n in self.names]).sum())
-            clip = min(1.0, math.sqrt(cfg.trust_region / (cfg.lr**2 * quadratic))) if quadratic > 0 else 1.0
+            lr = learning_rate(cfg, iteration)
+            clip = min(1.0, math.sqrt(cfg.trust_region / (lr**2 * quadratic))) if quadratic > 0 else 1.0
         if self.velocity is None:
             self.velocity = {n: torch.zeros_like(g) for n, g in grad.items()}
         with torch.no_grad(), self.phases("update"):
             for name in self.names:
                 self.velocity[name].mul_(cfg.momentum).add_(direction[name], alpha=clip)
         if cfg.lambda_period is not None and k % cfg.lambda_period == 0:
-            stats["rho"] = self.reduction_ratio(batch, float(h), grad, costs)
+            stats["rho"] = self.reduction_ratio(batch, float(h), grad, costs, lr)
             stats["lambda"] = self.damping.update(stats["rho"])
         with torch.no_grad(), self.phases("update"):
             for name, p in zip(self.names, self.params, strict=True):
-                p.sub_(cfg.lr * self.velocity[name])
+                p.sub_(lr * self.velocity[name])
         ranges = [inv.psi_range[1] for inv in self.inverses if not math.isnan(inv.psi_range[1])]
-        stats.update(clip=clip, psi_max=max(ranges) if ranges else math.nan,
+        stats.update(lr=lr, clip=clip, psi_max=max(ranges) if ranges else math.nan,
                      clipped=sum(inv.clipped for inv in self.inverses))
         return StepResult(float(h), costs, stats)
 
-    def reduction_ratio(self, batch: Any, h0: float, grad: dict[str, Tensor], costs: StepCosts) -> float:
+    def reduction_ratio(self, batch: Any, h0: float, grad: dict[str, Tensor], costs: StepCosts,
+                        lr: float | None = None) -> float:
         """ρ = (h(θ+δ) − h(θ)) / M(δ) for the step δ = −η u about to be taken, M(δ) = ∇hᵀδ + ½δᵀFδ + ½l₂‖δ‖²
         with the exact Fisher of h on the batch (see the module docstring); −∞ when h rose or M(δ) ≥ 0."""
         problem = self.problem
         params = detached_params(problem.model)
-        step = {n: -(self.cfg.lr * self.velocity[n]) for n in self.names}
+        step = {n: -((self.cfg.lr if lr is None else lr) * self.velocity[n]) for n in self.names}
         with self.phases("damping"):
             with torch.no_grad():
                 h1 = float(problem.objective_at(batch, {n: params[n] + step[n] for n in self.names}))

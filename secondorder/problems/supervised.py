@@ -74,6 +74,8 @@ class SupervisedProblem(Problem):
 
     def check_compatible(self) -> None:
         probe = self.data.train_inputs[:2]
+        was_training = self.model.training
+        self.model.eval()  # a probe must not move batch-norm running statistics
         with torch.no_grad():
             try:
                 out = self.model(probe)
@@ -82,6 +84,8 @@ class SupervisedProblem(Problem):
                     f"model does not accept {self.data.name} inputs of shape {tuple(probe.shape[1:])}: "
                     f"{str(exc).splitlines()[0]}; pick a matching model=..."
                 ) from None
+            finally:
+                self.model.train(was_training)
         classes = self.data.num_classes
         if classes is not None and out.shape[1:] != (classes,):
             raise ConfigError(

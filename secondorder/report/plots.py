@@ -42,14 +42,14 @@ def _group_curve(runs: list[Run], x: str, column: str, center: str = "mean"
 
 def plot_groups(groups: dict[str, list[Run]], x: str, path: Path, log_y: bool = True,
                 title: str | None = None, center: str = "mean", y_label: str | None = None,
-                measure: str = "error") -> Path:
+                measure: str = "error", colors: dict[str, str] | None = None) -> Path:
     """Train (solid) and test (dashed) ``measure`` (``error``: the metric; ``loss``: the objective's data term) per
     group against ``x``, a marker at every evaluation; several runs → their mean (or, with ``center="median"``,
-    median) with a min–max band."""
+    median) with a min–max band. ``colors`` fixes a group's colour (others take the cycle's, in order)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     everything = [run for runs in groups.values() for run in runs]
     for i, (label, runs) in enumerate(groups.items()):
-        color = f"C{i % 10}"
+        color = (colors or {}).get(label, f"C{i % 10}")
         suffix = f" ({center} of {len(runs)})" if len(runs) > 1 else ""
         for column, style in ((f"train_{measure}", "-"), (f"test_{measure}", "--")):
             xs, middle, low, high = _group_curve(runs, x, column, center)
