@@ -87,6 +87,11 @@ def test_classifier_rules() -> None:
     assert kv.kfac_like_kflr(oddeven(kfac=[1.0, 0.11, 1.1e-3, 1.1e-5, 1.1e-7, 1.1e-7])).verdict == HELD
     verdict = kv.kfac_like_kflr(oddeven(kfac=[1.0, 0.3, 1e-2, 1e-3, 1e-4, 1e-4]))
     assert verdict.verdict == NOT_HELD and "×1000" in verdict.measured
+    # evaluations on a time grid rarely share an iteration: K-FAC's curve is interpolated at KFLR's iterations
+    staggered = oddeven()
+    staggered["oddeven"]["kfac"] = [run([1.0, 0.1, 1e-2, 1e-4, 1e-6, 1e-8], iterations=[0, 10, 15, 25, 35, 45])]
+    verdict = kv.kfac_like_kflr(staggered)  # log-linear: K-FAC at 20, 30, 40 is 1e-3, 1e-5, 1e-7, as KFLR
+    assert verdict.verdict == HELD and "at KFLR's 4 evaluations" in verdict.measured
     assert kv.near_perfect_loss(oddeven()).verdict == HELD
     assert kv.near_perfect_loss(oddeven(kfac=[1.0, 0.5, 0.1, 0.01, 1e-3, 1e-3])).verdict == NOT_HELD
 
