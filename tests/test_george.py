@@ -130,8 +130,8 @@ def test_george_methods_run_end_to_end(train, tmp_path: Path, optimizer: str) ->
 
 
 def test_nnn_is_acp_with_alpha_one_and_the_bias_correction() -> None:
-    """Seed003 report §2.11, C15: an SGD step of Natural Neural Networks (whitened inputs) is an ACP step with α = 1
-    and the −ΔW h̄ bias correction; the step itself is checked in
+    """George §6.5: an SGD step of Natural Neural Networks (whitened inputs) is an ACP step with α = 1 and the
+    −ΔW h̄ bias correction; the step itself is checked in
     ``test_acp_with_alpha_one_and_no_damping_is_the_whitened_step``."""
     cfg, _ = compose_config(["optimizer=nnn"])
     assert (cfg.optimizer.name, cfg.optimizer.alpha, cfg.optimizer.bias_correction) == ("nnn", 1.0, True)
