@@ -48,6 +48,7 @@ RESUME_RUNS: dict[str, tuple[tuple[str, ...], int, int]] = {
     "centered_sgd": ((*_CURVES, "optimizer.batch_size=32"), 4, 2),
     "acp": ((*_CURVES, *_ACP), 4, 2),
     "acp_fixed_alpha": ((*_CURVES, *_ACP), 4, 2),
+    "nnn": ((*_CURVES, *_ACP), 4, 2),
     "ncg": ((*_CURVES, "optimizer.batch_size=64", "optimizer.line_searches=2"), 4, 2),
 }
 
