@@ -1,5 +1,7 @@
 """An exclusive lock on a folder for the life of one process: ``<folder>/.lock`` holds the owner's pid, host and
-start time. Used by the search sweeper, so that two searches never write one sweep folder at once.
+start time. Used by the search sweeper, so that two searches never write one sweep folder at once, and by the
+trainer, so that two processes never train one run directory at once (two experiment runners sharing cells, a
+requeued SLURM job beside its still-running first life).
 
 Taking the lock creates the file with ``O_CREAT | O_EXCL`` (atomic on local file systems and NFSv3+). A lock whose
 owner is gone — same host, pid no longer running — is stale: it is reported and taken over. A lock held by a live
@@ -47,7 +49,10 @@ class FolderLock:
                       "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:500]}
 
     def __enter__(self) -> FolderLock:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {self.folder} ({exc.strerror}); choose another folder") from None
         while not self._create():
             holder = self._holder()
             if holder is None:
@@ -99,3 +104,10 @@ class FolderLock:
             return holder
         self.path.unlink(missing_ok=True)
         return None
+
+
+def live_holder(folder: Path) -> dict | None:
+    """The owner record of ``folder``'s lock while a live process holds it, else None (a stale lock is removed)."""
+    if not (folder / LOCK_NAME).exists():
+        return None
+    return FolderLock(folder, "check")._holder()

@@ -44,6 +44,7 @@ from secondorder.checkpoint import (
 )
 from secondorder.config import RunConfig
 from secondorder.errors import ConfigError, RunDiverged, RunInterrupted, UserError
+from secondorder.folder_lock import FolderLock
 from secondorder.models.autoencoder import DeepAutoencoder
 from secondorder.optim import StepCosts, build_optimizer
 from secondorder.pretraining.rbm import pretrain_autoencoder
@@ -162,11 +163,6 @@ class Trainer:
         there is one and starts afresh otherwise; ``previous`` continues from ``checkpoint.prev.pt`` (after a damaged
         ``checkpoint.pt``, which is kept aside); ``restart`` moves the old run's files to ``discarded-<time>/`` and
         starts afresh. Nothing is ever deleted."""
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the run directory {self.run_dir} ({exc.strerror}); choose another "
-                              "run_dir or out_root") from None
         existing = self._run_files()
         mode = self.tcfg.resume
         if mode == "false":
@@ -382,7 +378,18 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Run (or continue) the run. The summary's status always ends consistent with the checkpoint and the log:
         ``completed``, ``diverged``, ``interrupted`` (a signal, at any point after the run directory was accepted)
-        or ``failed`` (an unexpected error, whose traceback still reaches the caller)."""
+        or ``failed`` (an unexpected error, whose traceback still reaches the caller). The run directory is
+        locked for the whole run (:class:`~secondorder.folder_lock.FolderLock`): a second process on it is refused
+        with a one-line error and changes nothing."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the run directory {self.run_dir} ({exc.strerror}); choose another "
+                              "run_dir or out_root") from None
+        with FolderLock(self.run_dir, "training run"):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         resumed = self.prepare_run_dir()
         OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
         eval_columns = ("train_error", "test_error", "train_loss", "test_loss", *self.problem.extra_eval_columns)

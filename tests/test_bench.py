@@ -17,9 +17,10 @@ def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
     folder = curvature.main(["--device", "cpu", "--models", "tiny", "tiny_lm", "tiny_rnn", "--batches", "16",
                              "--model-batches", "tiny_lm=12", "--repeats", "1", "--out", str(tmp_path)])
     table = pd.read_csv(folder / "curvature.csv")
-    assert set(table.quantity) == {"gradient", "ggn_cached", "ggn_cached_setup", "ggn_uncached",
-                                   "ggn_double_backward", "ggn_double_backward_setup", "fisher", "fisher_uncached",
-                                   "hessian"}
+    assert set(table.quantity) == {"gradient", "ggn_cached", "ggn_cached_setup", "ggn_layered", "ggn_layered_setup",
+                                   "ggn_uncached", "ggn_double_backward", "ggn_double_backward_setup", "fisher",
+                                   "fisher_uncached", "hessian"}
+    assert set(table[table.quantity == "ggn_layered"].model) == {"tiny"}  # layered feed-forward nets only
     assert (table.median_s > 0).all()
     assert (table.min_s <= table.median_s).all() and (table.median_s <= table.max_s).all()
     # K counts cases: rows for the autoencoder, predicted tokens for the LSTM (⌈12 / BPTT 5⌉ = 3 windows = 15)
@@ -114,8 +115,9 @@ def test_time_to_target_runs_stop_at_the_lowest_target_within_their_budget(tmp_p
 
 
 def test_suite_summary_states_each_goal_and_the_device_it_was_measured_on(tmp_path: Path) -> None:
-    pd.DataFrame({"model": ["curves", "faces", "curves"], "K": [5000, 7500, 1000],
-                  "quantity": ["ggn_cached"] * 3, "ratio_to_gradient": [0.9, 1.4, 3.0]}).to_csv(
+    pd.DataFrame({"model": ["curves", "faces", "curves", "curves", "mnist"], "K": [5000, 7500, 1000, 1000, 1000],
+                  "quantity": ["ggn_cached"] * 3 + ["ggn_layered_setup"] * 2,
+                  "ratio_to_gradient": [0.9, 1.4, 3.0, 0.4, 2.5]}).to_csv(
         tmp_path / "curvature.csv", index=False)
     pd.DataFrame({"model": ["curves"], "m": [1000], "method": ["kfac"], "ratio_to_adam": [1.3]}).to_csv(
         tmp_path / "iterations.csv", index=False)
@@ -126,6 +128,8 @@ def test_suite_summary_states_each_goal_and_the_device_it_was_measured_on(tmp_pa
     ggn = next(v for k, v in goals.items() if k.startswith("cached GGN"))
     assert ggn[1] == "no (worst 1.4×)" and "curves K=5000: 0.9×" in ggn[0] and "K=1000" not in ggn[0]
     assert next(v for k, v in goals.items() if k.startswith("K-FAC iteration"))[1] == "yes"
+    setup = next(v for k, v in goals.items() if k.startswith("HF curvature set-up"))
+    assert setup[1] == "no (worst 2.5×)" and "curves K=1000: 0.4×" in setup[0]
     kfac = next(v for k, v in goals.items() if k.startswith("K-FAC on CURVES"))
     assert kfac[1] == "yes" and ">6.00×" in kfac[0]
     assert next(v for k, v in goals.items() if k.startswith("RAND+HF"))[1] == "not measured"

@@ -250,6 +250,24 @@ def test_a_refused_attempt_changes_nothing_in_the_run_directory(train: TrainRunn
     assert after == before
 
 
+def test_a_run_directory_another_process_trains_is_refused_and_a_stale_lock_taken_over(train: TrainRunner,
+                                                                                        tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (run_dir / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "now"}))
+        code, err = train("trainer.max_steps=2", "trainer.resume=auto", run_dir=run_dir)
+        assert code == 2 and one_line(err) and f"pid {holder.pid}" in err and "training run" in err, err
+        assert not (run_dir / "summary.json").exists() and not (run_dir / "metrics.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    code, err = train("trainer.max_steps=2", "trainer.resume=auto", run_dir=run_dir)  # its holder is gone
+    assert code == 0, err
+    assert read_run(run_dir)[1]["status"] == "completed" and not (run_dir / ".lock").exists()
+
+
 # ----------------------------------------------------------------------------------------------- random kill points
 class Killed(BaseException):
     """What a SIGKILL does to the process, as far as the files are concerned: it stops at once (``finally`` blocks

@@ -9,6 +9,9 @@ and curvature-batch size K (cases: rows, or predicted tokens), on random data wi
 * ``gradient`` — one forward + backward of the mean loss (the unit);
 * ``ggn_cached`` — one GGN-vector product with the linearisation cached (what CG pays per iteration);
   ``ggn_cached_setup`` — building that cache (``torch.func.linearize`` + ``vjp``), paid once per CG run;
+* ``ggn_layered`` / ``ggn_layered_setup`` — the closed-form R-pass products of layered feed-forward nets
+  (:mod:`secondorder.curvature.layered`, what HF's ``curvature_mode=auto`` takes on the autoencoders), whose
+  set-up is one forward pass; autoencoders only;
 * ``ggn_uncached`` — ``jvp`` + ``vjp`` from scratch per product; ``ggn_double_backward`` — the R-op trick
   (J v as the derivative of a cached vjp; ``optimizer.curvature_mode=double_backward`` for HF), with its
   ``ggn_double_backward_setup`` (one forward pass and graph, no tracing);
@@ -35,9 +38,10 @@ import torch
 from secondorder.bench.problems import MODELS, bench_batch, bench_problem, gradient_evaluation
 from secondorder.bench.timing import add_device_and_models, environment, provenance_line, time_call, write_table
 from secondorder.curvature import FisherOperator, GGNOperator, HessianOperator, detached_params
+from secondorder.curvature.layered import LayeredGaussNewton, supports_layered
 from secondorder.train import set_tf32
 
-QUANTITIES = ("ggn_cached", "ggn_uncached", "ggn_double_backward", "fisher", "hessian")
+QUANTITIES = ("ggn_cached", "ggn_layered", "ggn_uncached", "ggn_double_backward", "fisher", "hessian")
 
 
 def _relative_error(approximate: Any, exact: Any) -> float:
@@ -77,6 +81,11 @@ def measure(model_name: str, batch_size: int, device: torch.device, repeats: int
                 rows["ggn_cached_tf32"]["relative_error"] = _relative_error(op32(v), reference_product)
             finally:
                 set_tf32(False)
+    if "ggn_layered" in methods and supports_layered(problem):
+        op = LayeredGaussNewton(problem, batch, params)
+        rows["ggn_layered"] = time_call(lambda: op(v), device, repeats)
+        rows["ggn_layered_setup"] = time_call(lambda: LayeredGaussNewton(problem, batch, params), device,
+                                              max(1, repeats // 2))
     if "ggn_uncached" in methods:
         op = GGNOperator(problem, batch, params, mode="jvp")
         rows["ggn_uncached"] = time_call(lambda: op(v), device, repeats)

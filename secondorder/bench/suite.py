@@ -66,6 +66,12 @@ def goals(folder: Path) -> list[tuple[str, str, str]]:
             measured = ", ".join(f"{r.model} K={r.K}: {r.ratio_to_gradient:.3g}×" for r in rows.itertuples())
             out.append(("cached GGN-vp ≤ 1.2× a gradient (autoencoders, K ≥ 5000)", measured,
                         "yes" if worst.ratio_to_gradient <= 1.2 else f"no (worst {worst.ratio_to_gradient:.3g}×)"))
+        rows = frame[(frame.quantity == "ggn_layered_setup") & autoencoders]
+        if len(rows):
+            worst = rows.ratio_to_gradient.max()
+            measured = ", ".join(f"{r.model} K={r.K}: {r.ratio_to_gradient:.3g}×" for r in rows.itertuples())
+            out.append(("HF curvature set-up (once per CG run) ≤ 2 gradients (autoencoders)", measured,
+                        "yes" if worst <= 2 else f"no (worst {worst:.3g}×)"))
     frame = _read(folder, "iterations")
     if frame is not None:
         rows = frame[frame.method == "kfac"]

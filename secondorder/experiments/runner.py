@@ -29,6 +29,7 @@ from typing import Any
 
 from secondorder.composition import path_override
 from secondorder.errors import UserError
+from secondorder.folder_lock import live_holder
 
 FINISHED = ("completed", "diverged")  # both are results; a diverged run would diverge again
 BUDGETS = ("max_steps", "max_time_s", "max_epochs")
@@ -117,6 +118,11 @@ def _thread_environment(jobs: int) -> dict[str, str]:
 
 
 def _run_one(run: SeedRun, raised: str | None, jobs: int, log: Callable[[str], object]) -> str:
+    holder = live_holder(run.run_dir)
+    if holder is not None:  # another runner (or a SLURM job) trains it now: leave it to that process
+        log(f"[busy] {run.key}: being trained by pid {holder.get('pid')} on {holder.get('host')} since "
+            f"{holder.get('since')}; left to it")
+        return "busy"
     log(f"[run ] {run.key} → {run.run_dir}" + (f" (extended: {raised})" if raised else ""))
     start = time.time()
     command = [*train_executable(), *run.overrides, path_override("run_dir", run.run_dir), "trainer.resume=auto"]
@@ -163,6 +169,9 @@ def exit_code(outcome: dict[str, str], log: Callable[[str], object] = print) -> 
     diverged = [n for n, s in outcome.items() if s == "diverged"]
     if diverged:
         log(f"diverged (reported in the tables): {', '.join(diverged)}")
+    busy = [n for n, s in outcome.items() if s == "busy"]
+    if busy:
+        log(f"still being trained by another process (run this command again when it ends): {', '.join(busy)}")
     failed = [n for n, s in outcome.items() if s not in FINISHED]
     if failed:
         log(f"not completed: {', '.join(failed)}")

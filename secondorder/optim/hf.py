@@ -46,6 +46,7 @@ from secondorder.curvature import (
     empirical_fisher_diagonal,
     ggn_diagonal_estimate,
 )
+from secondorder.curvature.layered import LayeredGaussNewton, supports_layered
 from secondorder.curvature.params import ParamDict
 from secondorder.curvature.recurrent import RecurrentGaussNewton, supports_bptt
 from secondorder.errors import ConfigError
@@ -98,7 +99,7 @@ class HFConfig:
     def check(self) -> list[Check]:
         return [
             one_of(self, "curvature", ["ggn", "hessian"]),
-            one_of(self, "curvature_mode", ["auto", "bptt", "linearize", "jvp", "double_backward"]),
+            one_of(self, "curvature_mode", ["auto", "bptt", "layered", "linearize", "jvp", "double_backward"]),
             *positive(self, "gradient_batch", allow_none=True),
             *positive(self, "curvature_chunks", "max_cg_iters", "min_cg_iters", "cg_tolerance",
                       "backtrack_first", "line_search_c", "line_search_max_steps", "preconditioner_samples",
@@ -128,6 +129,7 @@ class HessianFree(Optimizer):
         self.previous: Tensor | None = None  # δ_{k−1}
         self.schedule = backtracking_schedule(cfg.max_cg_iters, cfg.backtrack_first, cfg.backtrack_growth)
         self.partition: Tensor | None = None
+        self._mode()  # a curvature_mode the problem cannot take fails here, before any step
 
     # ------------------------------------------------------------------ pieces
     def _flat_params(self) -> Tensor:
@@ -166,13 +168,21 @@ class HessianFree(Optimizer):
 
     def _mode(self) -> str:
         """The product implementation: ``auto`` takes the closed-form BPTT products on the simple RNN (the same
-        numbers, ~10× faster at T = 30; curvature/recurrent.py) and the cached linearisation elsewhere."""
+        numbers, ~10× faster at T = 30; curvature/recurrent.py), the closed-form layered products on
+        feed-forward nets of Linear maps and elementwise units (set-up one forward pass instead of a traced
+        linearisation; curvature/layered.py) and the cached linearisation elsewhere."""
         mode, ggn = self.cfg.curvature_mode, self.cfg.curvature == "ggn"
         if mode == "auto":
-            return "bptt" if ggn and supports_bptt(self.problem) else "linearize"
+            if ggn and supports_bptt(self.problem):
+                return "bptt"
+            return "layered" if ggn and supports_layered(self.problem) else "linearize"
         if mode == "bptt" and not (ggn and supports_bptt(self.problem)):
             raise ConfigError("optimizer.curvature_mode=bptt needs optimizer.curvature=ggn and model=rnn (the "
                               "simple RNN of the pathological tasks); use curvature_mode=auto or linearize")
+        if mode == "layered" and not (ggn and supports_layered(self.problem)):
+            raise ConfigError("optimizer.curvature_mode=layered needs optimizer.curvature=ggn and a feed-forward "
+                              "net of Linear maps and sigmoid/tanh/relu/identity units (autoencoder or mlp, "
+                              "no normalisation); use curvature_mode=auto or linearize")
         return mode
 
     def _operator(self, curvature_batch: Any, params: ParamDict, costs: StepCosts):
@@ -181,6 +191,12 @@ class HessianFree(Optimizer):
             base = RecurrentGaussNewton(self.problem, curvature_batch, params)
             costs.forward_passes += 1
             return base, None
+        if self._mode() == "layered":
+            if cfg.structural_damping > 0:
+                raise ConfigError("structural damping needs a recurrent model (model=rnn); set "
+                                  "optimizer.structural_damping=0 for a feed-forward net")
+            costs.forward_passes += 1
+            return LayeredGaussNewton(self.problem, curvature_batch, params), None
         if cfg.curvature == "hessian":
             base = HessianOperator(self.problem, curvature_batch, params)
         else:
