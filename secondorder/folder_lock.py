@@ -4,9 +4,10 @@ trainer, so that two processes never train one run directory at once (two experi
 requeued SLURM job beside its still-running first life).
 
 Taking the lock creates the file with ``O_CREAT | O_EXCL`` (atomic on local file systems and NFSv3+). A lock whose
-owner is gone — same host, pid no longer running — is stale: it is reported and taken over. A lock held by a live
-process, or by another host (whose processes cannot be checked from here), is refused with a one-line
-:class:`~secondorder.errors.ConfigError` that says what to do.
+owner is gone — same host, pid no longer running — is stale: it is reported and taken over; so is a lock written
+on another host by an earlier life of the same SLURM job (a requeued job keeps ``SLURM_JOB_ID``; its first life
+was killed). A lock held by a live process, or by another host (whose processes cannot be checked from here), is
+refused with a one-line :class:`~secondorder.errors.ConfigError` that says what to do.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class FolderLock:
         self.purpose = purpose
         self.owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now(),
                       "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:500]}
+        job = os.environ.get("SLURM_JOB_ID")
+        if job:  # a requeued job keeps its id: its earlier life's lock (on any host) is its own
+            self.owner["slurm_job"] = job
 
     def __enter__(self) -> FolderLock:
         try:
@@ -100,6 +104,9 @@ class FolderLock:
             log.warning("removing the unreadable lock %s", self.path)
         elif holder.get("host") == self.owner["host"] and not process_alive(int(holder.get("pid", -1))):
             log.warning("taking over the stale lock %s (pid %s is gone)", self.path, holder.get("pid"))
+        elif (holder.get("slurm_job") and holder.get("slurm_job") == self.owner.get("slurm_job")
+              and holder.get("host") != self.owner["host"]):  # same host: the pid check above decides
+            log.warning("taking over the lock %s of an earlier life of SLURM job %s", self.path, holder["slurm_job"])
         else:
             return holder
         self.path.unlink(missing_ok=True)
