@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -49,3 +52,18 @@ def fake_run(folder: Path, train: float, test: float, status: str = "completed")
                   "train_error": [200.0, train], "test_error": [201.0, test]}).to_csv(folder / "metrics.csv",
                                                                                     index=False)
     (folder / "config.yaml").write_text("seed: 0\n")
+
+
+@contextlib.contextmanager
+def lock_held_by_a_live_process(folder: Path, **extra: str) -> Iterator[int]:
+    """``folder/.lock`` owned by a live process on this host (a ``sleep``), for as long as the block runs; yields its
+    pid. The process is killed afterwards, so the lock is then stale."""
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "now",
+                                                  **extra}))
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

@@ -13,6 +13,7 @@ from secondorder.errors import ConfigError
 from secondorder.losses import get_loss
 from secondorder.metrics import get_metric
 from secondorder.models.autoencoder import DeepAutoencoder
+from secondorder.optim.base import StepCosts
 from secondorder.optim.hf import HessianFree, HFConfig
 from secondorder.problems import ObjectiveConfig, SupervisedProblem
 from tests.oracles import dense_ggn, flat_parameters, lstm_problem, mlp_problem, rnn_problem
@@ -83,3 +84,11 @@ def test_hf_takes_the_layered_products_on_autoencoders_and_refuses_them_elsewher
     assert HessianFree(rnn_problem()[0], HFConfig())._mode() == "bptt"
     with pytest.raises(ConfigError, match="curvature_mode=layered"):
         HessianFree(rnn_problem()[0], HFConfig(curvature_mode="layered"))
+
+
+def test_structural_damping_on_a_feed_forward_net_is_refused_in_one_line() -> None:
+    problem, batch = autoencoder_problem("sigmoid", "linear", "sigmoid_bce")
+    hf = HessianFree(problem, HFConfig(structural_damping=0.1))
+    space = ParamSpace.of(problem.model)
+    with pytest.raises(ConfigError, match="structural damping needs a recurrent model"):
+        hf._operator(batch, space.unflatten(torch.zeros(space.numel, dtype=F64)), StepCosts())

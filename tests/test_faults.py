@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from secondorder.optim.first_order import Adam
 from secondorder.optim.kfac import KFAC
 from secondorder.search_history import CRITERIA, check_criterion, criterion_of, read_history
 from tests.conftest import TINY, TrainRunner, read_run
-from tests.helpers import fake_run, run_cli, script
+from tests.helpers import fake_run, lock_held_by_a_live_process, run_cli, script
 
 TIMING_COLUMNS = ["wall_time_s"]
 REPO = Path(__file__).resolve().parents[1]
@@ -253,16 +252,10 @@ def test_a_refused_attempt_changes_nothing_in_the_run_directory(train: TrainRunn
 def test_a_run_directory_another_process_trains_is_refused_and_a_stale_lock_taken_over(train: TrainRunner,
                                                                                         tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
-    run_dir.mkdir()
-    holder = subprocess.Popen(["sleep", "60"])
-    try:
-        (run_dir / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "now"}))
+    with lock_held_by_a_live_process(run_dir) as pid:
         code, err = train("trainer.max_steps=2", "trainer.resume=auto", run_dir=run_dir)
-        assert code == 2 and one_line(err) and f"pid {holder.pid}" in err and "training run" in err, err
+        assert code == 2 and one_line(err) and f"pid {pid}" in err and "training run" in err, err
         assert not (run_dir / "summary.json").exists() and not (run_dir / "metrics.csv").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     code, err = train("trainer.max_steps=2", "trainer.resume=auto", run_dir=run_dir)  # its holder is gone
     assert code == 0, err
     assert read_run(run_dir)[1]["status"] == "completed" and not (run_dir / ".lock").exists()
@@ -405,17 +398,10 @@ def test_sweep_refuses_impossible_counts(tmp_path: Path, option: tuple[str, str]
 def test_a_sweep_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(train: TrainRunner,
                                                                           tmp_path: Path) -> None:
     folder = tmp_path / "s"
-    folder.mkdir()
-    holder = subprocess.Popen(["sleep", "60"])
-    try:
-        (folder / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
-                                                  "since": "now"}))
+    with lock_held_by_a_live_process(folder) as pid:
         code, err = search(train, folder)
-        assert code == 2 and one_line(err) and f"pid {holder.pid}" in err and ".lock" in err, err
+        assert code == 2 and one_line(err) and f"pid {pid}" in err and ".lock" in err, err
         assert not (folder / "history.jsonl").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     code, err = search(train, folder)  # the holder is gone: its lock is stale
     assert code == 0, err
     assert len(read_history(folder / "history.jsonl")) == 2 and not (folder / ".lock").exists()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from secondorder.errors import ConfigError
 from secondorder.folder_lock import FolderLock, live_holder
+from tests.helpers import lock_held_by_a_live_process
 
 
 def write_lock(folder: Path, **owner) -> None:
@@ -20,15 +20,10 @@ def write_lock(folder: Path, **owner) -> None:
 
 
 def test_a_live_owner_refuses_and_a_dead_one_is_taken_over(tmp_path: Path) -> None:
-    holder = subprocess.Popen(["sleep", "60"])
-    try:
-        write_lock(tmp_path, pid=holder.pid, host=socket.gethostname())
-        assert live_holder(tmp_path)["pid"] == holder.pid
-        with pytest.raises(ConfigError, match=f"pid {holder.pid}"), FolderLock(tmp_path, "training run"):
+    with lock_held_by_a_live_process(tmp_path) as pid:
+        assert live_holder(tmp_path)["pid"] == pid
+        with pytest.raises(ConfigError, match=f"pid {pid}"), FolderLock(tmp_path, "training run"):
             pass
-    finally:
-        holder.kill()
-        holder.wait()
     assert live_holder(tmp_path) is None and not (tmp_path / ".lock").exists()  # the stale lock is removed
     with FolderLock(tmp_path, "training run"):
         assert json.loads((tmp_path / ".lock").read_text())["host"] == socket.gethostname()
@@ -48,12 +43,7 @@ def test_another_hosts_lock_is_refused_unless_it_is_an_earlier_life_of_this_slur
 
 def test_two_processes_of_one_slurm_job_on_one_host_still_exclude_each_other(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    holder = subprocess.Popen(["sleep", "60"])
-    try:
-        write_lock(tmp_path, pid=holder.pid, host=socket.gethostname(), slurm_job="77")
-        monkeypatch.setenv("SLURM_JOB_ID", "77")
-        with pytest.raises(ConfigError, match="in use"), FolderLock(tmp_path, "training run"):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    with lock_held_by_a_live_process(tmp_path, slurm_job="77"), pytest.raises(ConfigError, match="in use"), \
+            FolderLock(tmp_path, "training run"):
+        pass

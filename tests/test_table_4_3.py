@@ -87,25 +87,17 @@ def test_run_cells_skips_completed_runs(tmp_path: Path) -> None:
 
 def test_run_cells_leaves_a_run_another_process_is_training_to_it(tmp_path: Path) -> None:
     import os
-    import socket
-    import subprocess
 
     from secondorder.experiments.runner import exit_code
+    from tests.helpers import lock_held_by_a_live_process
 
-    (tmp_path / "busy").mkdir()
-    holder = subprocess.Popen(["sleep", "60"])
-    try:
-        (tmp_path / "busy" / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
-                                                             "since": "now"}))
+    with lock_held_by_a_live_process(tmp_path / "busy") as pid:
         messages: list[str] = []
         outcome = run_cells([Cell("busy", ["experiment=nope"], tmp_path / "busy")], log=messages.append)
-        assert outcome == {"busy": "busy"} and messages[0].startswith("[busy] busy") and str(holder.pid) in messages[0]
+        assert outcome == {"busy": "busy"} and messages[0].startswith("[busy] busy") and str(pid) in messages[0]
         assert sorted(os.listdir(tmp_path / "busy")) == [".lock"]  # nothing was started there
         lines: list[str] = []
         assert exit_code(outcome, lines.append) == 1 and "another process" in lines[0]
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 FAKE_TRAIN = """

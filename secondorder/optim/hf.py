@@ -186,24 +186,21 @@ class HessianFree(Optimizer):
         return mode
 
     def _operator(self, curvature_batch: Any, params: ParamDict, costs: StepCosts):
-        cfg = self.cfg
-        if self._mode() == "bptt":
+        cfg, mode = self.cfg, self._mode()
+        if mode == "bptt":
             base = RecurrentGaussNewton(self.problem, curvature_batch, params)
             costs.forward_passes += 1
             return base, None
-        if self._mode() == "layered":
-            if cfg.structural_damping > 0:
-                raise ConfigError("structural damping needs a recurrent model (model=rnn); set "
-                                  "optimizer.structural_damping=0 for a feed-forward net")
-            costs.forward_passes += 1
-            return LayeredGaussNewton(self.problem, curvature_batch, params), None
-        if cfg.curvature == "hessian":
+        if mode == "layered":
+            base = LayeredGaussNewton(self.problem, curvature_batch, params)
+        elif cfg.curvature == "hessian":
             base = HessianOperator(self.problem, curvature_batch, params)
         else:
-            base = GGNOperator(self.problem, curvature_batch, params, mode=self._mode())
+            base = GGNOperator(self.problem, curvature_batch, params, mode=mode)
         structural = None
-        if cfg.structural_damping > 0:
-            structural = StructuralDampingTerm(self.problem, curvature_batch, 1.0, params, mode=self._mode())
+        if cfg.structural_damping > 0:  # a feed-forward problem refuses it in one line (no hidden units to damp)
+            structural = StructuralDampingTerm(self.problem, curvature_batch, 1.0, params,
+                                               mode="linearize" if mode == "layered" else mode)
         costs.forward_passes += 1  # the linearisation's forward pass
         return base, structural
 
