@@ -4,6 +4,7 @@ measurement as a trainer callback (the same rows as a hand-written loop; resumab
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from torch import nn
 
 from secondorder.composition import compose_run
 from secondorder.errors import ConfigError
-from secondorder.experiments import alignment
+from secondorder.experiments import alignment, alignment_verdicts
 from secondorder.kfac.kfra import activations_after
 from secondorder.kfac.layers import LinearLayers
 from secondorder.optim import build_optimizer
@@ -125,3 +126,41 @@ def test_interrupted_alignment_run_resumes_to_the_same_rows(tmp_path: Path, data
     pd.testing.assert_frame_equal(again, straight)
     with pytest.raises(ConfigError, match="cannot resume this alignment run"):
         alignment.run_alignment({**TINY_SETTINGS, "batch": 30}, tmp_path / "split", data_dir)
+
+
+def measurements(kfra: list[float], kfac: list[float]) -> pd.DataFrame:
+    """Hand-made alignment rows: the factored cosines given, the other columns plausible."""
+    n = len(kfra)
+    return pd.DataFrame({"iteration": [50 * i for i in range(n)], "damping": [1.0] * n,
+                         "blockdiag_gn_vs_full_gn": [0.9] * n,
+                         "kfra_factored_vs_full_gn": kfra, "kfac_factored_vs_full_gn": kfac,
+                         "kfra_exact_vs_full_gn": kfra, "kfac_exact_vs_full_gn": kfac})
+
+
+@pytest.mark.parametrize(("kfra", "kfac", "expected", "named"), [
+    ([0.71, 0.70, 0.66], [0.69, 0.70, 0.62], "held", "0, 100"),          # ahead at two, tied at one
+    ([0.71, 0.60, 0.66], [0.70, 0.65, 0.60], "not held", "50"),          # K-FAC ahead once: not "throughout"
+    ([0.709, 0.659, 0.612], [0.708, 0.657, 0.618], "inconclusive", ""),  # every difference a tie
+])
+def test_alignment_verdict_follows_its_rule(kfra: list[float], kfac: list[float], expected: str,
+                                            named: str) -> None:
+    verdict = alignment_verdicts.alignment_verdict(measurements(kfra, kfac))
+    assert verdict.verdict.startswith(expected)
+    assert named in verdict.why
+    assert "0: " + f"{kfra[0]:.3f} / {kfac[0]:.3f}" in verdict.measured
+
+
+def test_write_judges_every_claim_with_the_measured_runs_provenance(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"provenance": {"git_commit": "abcdef1234567", "git_dirty": False, "device_name": "cpu (test)"}}))
+    frame = measurements([0.71, 0.60], [0.70, 0.65])
+    frame["cg_iters_full"] = 10
+    settings = {**TINY_SETTINGS, "overrides": ["dataset=curves"]}
+    out = alignment.write(frame, settings, "evidence", tmp_path / "out", run_dir)
+    rows = pd.read_csv(out / "verdicts.csv")
+    assert rows.verdict.tolist() == ["not held", "inconclusive at this budget", "inconclusive at this budget"]
+    assert "measured on curves only" in rows.measured.iloc[2]
+    text = (out / "verdicts.md").read_text()
+    assert "Runs: 1 (one KFRA run, 2 measurements); hardware: cpu (test); commit: abcdef1234." in text

@@ -22,6 +22,7 @@ factors without running averages (the batch's own).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,9 @@ from secondorder.callbacks import Callback
 from secondorder.composition import compose_config, path_override
 from secondorder.curvature.products import GGNOperator
 from secondorder.errors import ConfigError
+from secondorder.experiments.alignment_verdicts import alignment_verdicts
 from secondorder.experiments.measurements import load_measurement
+from secondorder.experiments.verdicts import write_verdicts
 from secondorder.kfac.factors import collect_statistics
 from secondorder.kfac.inverses import BlockDiagonalInverse, robust_eigh
 from secondorder.kfac.kfra import activations_after, kfra_statistics
@@ -239,7 +242,28 @@ def run_alignment(settings: dict, run_dir: Path, data_dir: Path | None = None) -
     return pd.DataFrame(callback.rows)
 
 
-def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path) -> Path:
+def run_provenance(run_dir: Path | None) -> tuple[str, str]:
+    """(commit, hardware) of the measured KFRA run from its ``summary.json``; of this process's tree when the run
+    directory has none (``write`` called on rows from elsewhere)."""
+    summary = run_dir / "summary.json" if run_dir is not None else None
+    if summary is not None and summary.exists():
+        provenance = json.loads(summary.read_text()).get("provenance", {})
+        commit, dirty = provenance.get("git_commit"), provenance.get("git_dirty")
+        hardware = provenance.get("device_name")
+    else:
+        git = git_state(ignore=("results",))  # the reports this very command rewrites do not make the code dirty
+        commit, dirty, hardware = git["git_commit"], git["git_dirty"], device_name(torch.device("cpu"))
+    return f"{(commit or '?')[:10]}{' (dirty)' if dirty else ''}", str(hardware or "?")
+
+
+def measured_problem(settings: dict) -> str:
+    """The dataset the profile's KFRA run trains on (its ``dataset=`` override)."""
+    return next((o.split("=", 1)[1] for o in settings.get("overrides", []) if o.startswith("dataset=")), "?")
+
+
+def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path, run_dir: Path | None = None) -> Path:
+    """``alignment.md`` / ``.csv`` / ``.png`` and ``verdicts.md`` / ``.csv`` in ``out``; the provenance is the
+    KFRA run's (``run_dir``)."""
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "alignment.csv", index=False)
     layer_columns = sorted({c.split("_layer")[1].split("_")[0] for c in frame.columns if "_layer" in c}, key=int)
@@ -262,22 +286,25 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out / "alignment.png", dpi=110)
     plt.close(fig)
-    git = git_state(ignore=("results",))  # the reports this very command rewrites do not make the code dirty
+    commit, hardware = run_provenance(run_dir)
     summary = frame[["iteration", "blockdiag_gn_vs_full_gn", "kfra_factored_vs_full_gn", "kfac_factored_vs_full_gn",
                      "kfra_exact_vs_full_gn", "kfac_exact_vs_full_gn", "cg_iters_full"]]
     wins = int((frame.kfra_factored_vs_full_gn > frame.kfac_factored_vs_full_gn).sum())
+    title = "KFRA / K-FAC alignment with Gauss–Newton updates (Botev et al. 2017 App. G.2)"
     lines = [
-        f"# KFRA / K-FAC alignment with Gauss–Newton updates (Botev et al. 2017 App. G.2) — profile `{profile}`", "",
+        f"# {title} — profile `{profile}`", "",
         settings.get("note", ""),
         f"Settings: { {k: v for k, v in settings.items() if k != 'note'} }. "
-        f"Hardware: {device_name(torch.device('cpu'))}; commit "
-        f"{(git['git_commit'] or '?')[:10]}{' (dirty)' if git['git_dirty'] else ''}.", "",
+        f"Hardware: {hardware}; commit {commit}.", "",
         "Paper (App. G.2): KFRA aligns better with the exact GN update than K-FAC throughout the optimisation.",
         f"Here: KFRA's (factored-damping) update is closer to the full GN update than K-FAC's at {wins} of "
-        f"{len(frame)} measurements.", "",
+        f"{len(frame)} measurements; the verdicts: `verdicts.md`.", "",
         to_markdown(summary), "",
         "All columns (per layer, both damping forms): `alignment.csv`; plot: `alignment.png`.", ""]
     (out / "alignment.md").write_text("\n".join(lines))
+    provenance = (f"Runs: 1 (one KFRA run, {len(frame)} measurements); hardware: {hardware}; commit: {commit}.\n\n"
+                  f"{' '.join(str(settings.get('note', '')).split())}")
+    write_verdicts(out, title, profile, provenance, alignment_verdicts(frame, settings, measured_problem(settings)))
     return out
 
 
@@ -293,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {key: value for key, value in PROFILES[args.profile].items() if key != "runs"}
     runs = args.runs or Path(PROFILES[args.profile].get("runs", "runs/kfra-alignment")).expanduser()
     frame = run_alignment(settings, runs / args.profile, args.data_dir)
-    out = write(frame, settings, args.profile, args.out / args.profile)
-    print(f"wrote {out}/alignment.md, alignment.csv, alignment.png (the KFRA run: {runs / args.profile})")
+    out = write(frame, settings, args.profile, args.out / args.profile, runs / args.profile)
+    print(f"wrote {out}/alignment.md, alignment.csv, alignment.png, verdicts.md (the KFRA run: {runs / args.profile})")
     return 0
 
 
