@@ -22,6 +22,9 @@ from secondorder.pretraining.rbm import NoPretrainConfig, RBMConfig
 from secondorder.problems.base import ObjectiveConfig
 from secondorder.validation import Check, check_tree, one_of, positive
 
+#: torch.compile modes ``trainer.compile`` accepts besides true (= default) and false
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclass
 class TrainerConfig:
@@ -44,6 +47,7 @@ class TrainerConfig:
     polyak_decay: float | None = None
     polyak_start: int = 1
     tf32: bool = False
+    compile: str = "false"
     divergence_factor: float | None = 1e4
 
     def check(self) -> list[Check]:
@@ -63,6 +67,7 @@ class TrainerConfig:
             one_of(self, "resume", ["false", "true", "auto", "previous", "restart"]),
             *positive(self, "divergence_factor", allow_none=True),
             one_of(self, "progress", ["auto", "true", "false"]),
+            one_of(self, "compile", ["false", "true", *COMPILE_MODES]),
             (
                 "device",
                 self.device in ("auto", "cpu") or self.device.startswith("cuda"),
@@ -73,6 +78,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         # YAML booleans arrive as True/False; keep the three-way flags as lower-case strings.
         self.resume = str(self.resume).lower()
+        self.compile = str(self.compile).lower()
         self.progress = str(self.progress).lower()
 
 

@@ -46,7 +46,7 @@ from secondorder.config import RunConfig
 from secondorder.errors import ConfigError, RunDiverged, RunInterrupted, UserError
 from secondorder.folder_lock import FolderLock
 from secondorder.models.autoencoder import DeepAutoencoder
-from secondorder.optim import StepCosts, build_optimizer
+from secondorder.optim import OPTIMIZERS, StepCosts, build_optimizer
 from secondorder.pretraining.rbm import pretrain_autoencoder
 from secondorder.problems import build_problem
 from secondorder.run_record import (
@@ -71,6 +71,17 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name!r}: CUDA is not available here; use trainer.device=cpu")
     return torch.device(name)
+
+
+def compile_model(model: torch.nn.Module, mode: str) -> None:
+    """``trainer.compile``: compile the model's forward in place (``nn.Module.compile``: parameter names, state
+    dicts, module hooks and ``functional_call`` stay as they are, so every optimiser and checkpoint works
+    unchanged). ``false`` leaves it eager; ``true`` is torch.compile's ``default`` mode; ``reduce-overhead`` adds
+    CUDA graphs where shapes are static. The first steps pay the compilation (seconds to a minute on a CPU), and a
+    new batch shape compiles once more (then shapes are treated as dynamic)."""
+    if mode == "false":
+        return
+    model.compile(mode="default" if mode == "true" else mode)
 
 
 def set_tf32(enabled: bool) -> None:
@@ -137,6 +148,12 @@ class Trainer:
         set_tf32(self.tcfg.tf32)
         torch.manual_seed(run.seed)
         self.problem = build_problem(run, self.device, self.dtype)
+        if self.tcfg.compile != "false" and not OPTIMIZERS[run.optimizer.name].compile_ok:
+            compiled = ", ".join(name for name, method in OPTIMIZERS.items() if method.compile_ok)
+            raise ConfigError(f"trainer.compile={self.tcfg.compile} is not available for optimizer="
+                              f"{run.optimizer.name}: it reads layer activations through module hooks, which a "
+                              f"compiled forward skips; use trainer.compile=false (compiled runs: {compiled})")
+        compile_model(self.problem.model, self.tcfg.compile)
         self.optimizer = build_optimizer(run.optimizer, self.problem)
         self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
         self.average = (IterateAverage(self.problem.model, self.tcfg.polyak_decay, self.tcfg.polyak_start)
@@ -341,6 +358,7 @@ class Trainer:
             "pretraining": self.pretraining,
             "dtype": t.dtype,
             "tf32": t.tf32,
+            "compile": t.compile,
             "peak_gpu_memory_bytes": (torch.cuda.max_memory_allocated(self.device)
                                       if self.device.type == "cuda" else None),
             "started_at": self.started_at,

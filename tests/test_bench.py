@@ -50,9 +50,9 @@ def test_iteration_configs_come_from_the_yaml_files_with_the_benchmark_batch() -
 
 def test_iteration_benchmark_splits_each_step_into_parts(tmp_path: Path) -> None:
     folder = iterations.main(["--device", "cpu", "--models", "tiny", "--batch", "32", "--repeats", "1",
-                              "--methods", "adam", "kfac", "hf", "--out", str(tmp_path)])
+                              "--methods", "adam", "kfac", "hf", "adam+compile", "--out", str(tmp_path)])
     table = pd.read_csv(folder / "iterations.csv").set_index("method")
-    assert list(table.index) == ["adam", "kfac", "hf"]
+    assert list(table.index) == ["adam", "kfac", "hf", "adam+compile"]
     assert table.loc["adam", "ratio_to_adam"] == 1.0 and (table.ratio_to_adam > 0).all()
     parts = [c for c in table.columns if c.startswith("part_")]
     # the parts of the instrumented window add up to its measured step time
@@ -66,6 +66,8 @@ def test_iteration_benchmark_splits_each_step_into_parts(tmp_path: Path) -> None
     assert table.loc["kfac", "grad_evals_per_step"] == 2  # gradient + statistics pass
     text = (folder / "iterations.md").read_text()
     assert "× Adam" in text and "— (CPU)" in text and "rescaling" in text
+    with pytest.raises(SystemExit, match="module hooks"):
+        iterations.main(["--device", "cpu", "--models", "tiny", "--methods", "kfac+compile", "--out", str(tmp_path)])
 
 
 def _run(path: Path, times: list[float], errors: list[float], wall: float | None = None) -> Run:

@@ -19,6 +19,9 @@ per-case split), it runs the optimiser's real ``step``:
   line_search, update — and ``other`` (the rest); HF's CG iterations per step are reported beside it;
 * peak GPU memory of the model, data and optimiser (CUDA only).
 
+A method named ``<name>+compile`` (``adam+compile``, ``hf+compile`` by default) runs with the model's forward
+compiled as ``trainer.compile=true`` does; its warm-up steps pay the compilation.
+
 Adam's step and one plain gradient evaluation on the same model and batch are the units. Writes
 ``<out>/<device>/iterations.{csv,md,json}``.
 """
@@ -55,11 +58,26 @@ from secondorder.bench.timing import (
 from secondorder.composition import compose_run
 from secondorder.optim import OPTIMIZERS
 from secondorder.optim.phases import PARTS
+from secondorder.train import compile_model
 
 FEEDFORWARD = ("adam", "sgd", "momentum", "nesterov", "centered_sgd", "acp", "ncg", "hf", "kfac", "kfac_tridiag",
-               "kfra", "kflr")
-RECURRENT = ("adam", "sgd", "momentum", "hf", "kfac_rnn")
+               "kfra", "kflr", "adam+compile", "hf+compile")
+RECURRENT = ("adam", "sgd", "momentum", "hf", "kfac_rnn", "adam+compile")
 WARMUP = 3
+COMPILED = "+compile"  # a method name ending so runs with the model's forward compiled (trainer.compile=true)
+
+
+def split_method(method: str) -> tuple[str, bool]:
+    """(optimiser name, compiled?) of a benchmark method name such as ``adam+compile``."""
+    compiled = method.endswith(COMPILED)
+    name = method.removesuffix(COMPILED)
+    if name not in OPTIMIZERS:
+        raise SystemExit(f"bench-iterations: unknown method {method!r}; use one of {', '.join(OPTIMIZERS)} "
+                         f"(optionally with {COMPILED})")
+    if compiled and not OPTIMIZERS[name].compile_ok:
+        raise SystemExit(f"bench-iterations: {name} reads layers through module hooks and cannot run compiled; "
+                         f"drop {COMPILED}")
+    return name, compiled
 
 
 def optimizer_config(method: str, model: str, m: int) -> Any:
@@ -97,9 +115,12 @@ def time_method(method: str, model: str, m: int, repeats: int, device: torch.dev
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    name, compiled = split_method(method)
     problem = bench_problem(model, m, device, l2=1e-5)
-    cfg = optimizer_config(method, model, m)
-    optimizer = OPTIMIZERS[method](problem, cfg)
+    if compiled:  # the warm-up steps pay the compilation
+        compile_model(problem.model, "true")
+    cfg = optimizer_config(name, model, m)
+    optimizer = OPTIMIZERS[name](problem, cfg)
     sampler = problem.make_sampler(seed=0)
     window = window_length(cfg)
     k = 0

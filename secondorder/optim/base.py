@@ -62,6 +62,9 @@ class Optimizer(ABC):
     # whether the method is defined for models whose outputs depend on batch statistics (batch norm): the
     # gradient methods are; curvature built per case (GGN, K-FAC factors, ACP's covariances) is not
     batch_statistics_ok: ClassVar[bool] = False
+    # whether the method runs on a model whose forward is compiled (``trainer.compile``): methods that read layer
+    # inputs and outputs through module hooks (K-FAC's statistics, George's centring) need the eager forward
+    compile_ok: ClassVar[bool] = True
 
     def __init__(self, problem: Problem, cfg: Any) -> None:
         self.problem = problem

@@ -99,6 +99,7 @@ def acp_direction(g: Tensor, h: Tensor, c_inverse: Tensor, alpha: float, bias_co
 
 class CenteredSGD(Optimizer):
     config_class = CenteredSGDConfig
+    compile_ok = False  # its statistics come from module hooks (trainer.compile)
     stat_names = ("lr",)
 
     def __init__(self, problem: Any, cfg: Any) -> None:

@@ -145,6 +145,7 @@ def solve_step_coefficients(gram: Tensor, dots: Tensor, rhs: Tensor, damping: fl
 
 class KFAC(Optimizer):
     config_class = KFACConfig
+    compile_ok = False  # its statistics come from module hooks (trainer.compile)
     stat_names = ("lambda", "gamma", "alpha", "mu", "rho", "batch_size", "model_change")
 
     def __init__(self, problem: Any, cfg: KFACConfig) -> None:

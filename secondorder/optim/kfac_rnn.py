@@ -98,6 +98,7 @@ def _fold(old: Factor | None, new: Factor, decay: float) -> Factor:
 
 class KFACRNN(Optimizer):
     config_class = KFACRNNConfig
+    compile_ok = False  # its statistics come from module hooks (trainer.compile)
     stat_names = ("lr", "clip", "psi_max", "clipped")
 
     def __init__(self, problem: Any, cfg: KFACRNNConfig) -> None:
