@@ -76,6 +76,11 @@ def test_mnist_5k_stand_in_split() -> None:
     # the split is disjoint: no test image appears in the training set
     train_rows = {row.numpy().tobytes() for row in cls.train_inputs}
     assert not any(row.numpy().tobytes() in train_rows for row in cls.test_inputs)
+    # parsed once per process, but every load gets its own tensors: changing one run's data leaves the next alone
+    first = ae.train_inputs.clone()
+    ae.train_inputs.mul_(0.0)
+    again = load_dataset(Mnist5kConfig(), Path("unused"))
+    assert torch.equal(again.train_inputs, first)
 
 
 def test_faces_mat_split_by_person(tmp_path: Path) -> None:
