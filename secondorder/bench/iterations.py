@@ -20,7 +20,8 @@ per-case split), it runs the optimiser's real ``step``:
 * peak GPU memory of the model, data and optimiser (CUDA only).
 
 A method named ``<name>+compile`` (``adam+compile``, ``hf+compile`` by default) runs with the model's forward
-compiled as ``trainer.compile=true`` does; its warm-up steps pay the compilation.
+compiled as ``trainer.compile=true`` does; its warm-up steps pay the compilation. ``<name>:key=value,…`` changes
+settings of the method's YAML, e.g. ``kfac:fisher_fraction=0.25`` (the thesis's τ₂ for the exact-F re-scaling).
 
 Adam's step and one plain gradient evaluation on the same model and batch are the units. Writes
 ``<out>/<device>/iterations.{csv,md,json}``.
@@ -67,17 +68,33 @@ WARMUP = 3
 COMPILED = "+compile"  # a method name ending so runs with the model's forward compiled (trainer.compile=true)
 
 
-def split_method(method: str) -> tuple[str, bool]:
-    """(optimiser name, compiled?) of a benchmark method name such as ``adam+compile``."""
-    compiled = method.endswith(COMPILED)
-    name = method.removesuffix(COMPILED)
+def split_method(method: str) -> tuple[str, bool, dict[str, str]]:
+    """(optimiser name, compiled?, config changes) of a benchmark method such as ``adam+compile`` or
+    ``kfac:fisher_fraction=0.25,inverse_period=10`` (settings of ``conf/optimizer/<name>.yaml`` changed)."""
+    head, _, changes = method.partition(":")
+    compiled = head.endswith(COMPILED)
+    name = head.removesuffix(COMPILED)
     if name not in OPTIMIZERS:
         raise SystemExit(f"bench-iterations: unknown method {method!r}; use one of {', '.join(OPTIMIZERS)} "
-                         f"(optionally with {COMPILED})")
+                         f"(optionally with {COMPILED} and :key=value,…)")
     if compiled and not OPTIMIZERS[name].compile_ok:
         raise SystemExit(f"bench-iterations: {name} reads layers through module hooks and cannot run compiled; "
                          f"drop {COMPILED}")
-    return name, compiled
+    settings = dict(item.split("=", 1) for item in changes.split(",") if "=" in item)
+    if changes and len(settings) != len(changes.split(",")):
+        raise SystemExit(f"bench-iterations: {method!r}: write the changes as :key=value,key=value")
+    return name, compiled, settings
+
+
+def apply_settings(cfg: Any, settings: dict[str, str], method: str) -> None:
+    """Set each ``key=value`` on the optimiser config, parsed as the type of the key's default."""
+    for key, text in settings.items():
+        if not hasattr(cfg, key):
+            raise SystemExit(f"bench-iterations: {method!r}: optimizer {cfg.name} has no setting {key!r}")
+        default = getattr(cfg, key)
+        kind = type(default) if default is not None else float
+        value = text.lower() in ("true", "1", "yes") if kind is bool else kind(text)
+        setattr(cfg, key, value)
 
 
 def optimizer_config(method: str, model: str, m: int) -> Any:
@@ -115,11 +132,12 @@ def time_method(method: str, model: str, m: int, repeats: int, device: torch.dev
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    name, compiled = split_method(method)
+    name, compiled, settings = split_method(method)
     problem = bench_problem(model, m, device, l2=1e-5)
     if compiled:  # the warm-up steps pay the compilation
         compile_model(problem.model, "true")
     cfg = optimizer_config(name, model, m)
+    apply_settings(cfg, settings, method)
     optimizer = OPTIMIZERS[name](problem, cfg)
     sampler = problem.make_sampler(seed=0)
     window = window_length(cfg)
