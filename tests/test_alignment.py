@@ -140,7 +140,8 @@ def measurements(kfra: list[float], kfac: list[float]) -> pd.DataFrame:
 @pytest.mark.parametrize(("kfra", "kfac", "expected", "named"), [
     ([0.71, 0.70, 0.66], [0.69, 0.70, 0.62], "held", "0, 100"),          # ahead at two, tied at one
     ([0.71, 0.60, 0.66], [0.70, 0.65, 0.60], "not held", "50"),          # K-FAC ahead once: not "throughout"
-    ([0.709, 0.659, 0.612], [0.708, 0.657, 0.618], "inconclusive", ""),  # every difference a tie
+    ([0.709, 0.659, 0.612], [0.708, 0.657, 0.618], "inconclusive", "within 0.01"),  # every difference a tie
+    ([0.71, float("nan"), 0.66], [0.69, 0.70, 0.62], "inconclusive", "not finite at iteration(s) 50"),
 ])
 def test_alignment_verdict_follows_its_rule(kfra: list[float], kfac: list[float], expected: str,
                                             named: str) -> None:
@@ -148,6 +149,13 @@ def test_alignment_verdict_follows_its_rule(kfra: list[float], kfac: list[float]
     assert verdict.verdict.startswith(expected)
     assert named in verdict.why
     assert "0: " + f"{kfra[0]:.3f} / {kfac[0]:.3f}" in verdict.measured
+
+
+def test_write_without_measurements_still_judges(tmp_path: Path) -> None:
+    out = alignment.write(pd.DataFrame(), TINY_SETTINGS, "evidence", tmp_path / "out")
+    rows = pd.read_csv(out / "verdicts.csv")
+    assert rows.verdict.tolist() == ["inconclusive at this budget"] * 3
+    assert "no alignment rows" in rows.why.iloc[0]
 
 
 def test_write_judges_every_claim_with_the_measured_runs_provenance(tmp_path: Path) -> None:

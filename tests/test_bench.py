@@ -71,18 +71,18 @@ def test_iteration_benchmark_splits_each_step_into_parts(tmp_path: Path) -> None
 
 
 def test_benchmark_method_names_carry_compilation_and_setting_changes() -> None:
-    assert iterations.split_method("adam") == ("adam", False, {})
-    assert iterations.split_method("hf+compile") == ("hf", True, {})
-    name, compiled, settings = iterations.split_method("kfac:fisher_fraction=0.25,momentum=false")
-    assert (name, compiled, settings) == ("kfac", False, {"fisher_fraction": "0.25", "momentum": "false"})
-    cfg = iterations.optimizer_config("kfac", "curves", 500)
-    iterations.apply_settings(cfg, settings, "kfac:…")
+    assert iterations.split_method("adam") == ("adam", False, [])
+    assert iterations.split_method("hf+compile") == ("hf", True, [])
+    name, compiled, changes = iterations.split_method("kfac:fisher_fraction=0.25,momentum=false")
+    assert (name, compiled, changes) == ("kfac", False, ["fisher_fraction=0.25", "momentum=false"])
+    cfg = iterations.optimizer_config(name, "curves", 500, changes)
     assert cfg.fisher_fraction == 0.25 and cfg.momentum is False and cfg.batch_size == 500
-    for wrong, says in (("kfac:fisher_fraction", "key=value"), ("kfac:nope=1", "no setting 'nope'"),
-                        ("adamw", "unknown method")):
+    for wrong, says in (("kfac:fisher_fraction", "key=value"), ("kfac:", "key=value"),
+                        ("kfac:momentum=1,momentum=0", "each key once"), ("adamw", "unknown method"),
+                        ("kfac:nope=1", "nope"), ("kfac:fisher_fraction=2", "fisher_fraction")):
         with pytest.raises(SystemExit, match=says):
-            name, _, settings = iterations.split_method(wrong)
-            iterations.apply_settings(iterations.optimizer_config(name, "curves", 500), settings, wrong)
+            name, _, changes = iterations.split_method(wrong)
+            iterations.optimizer_config(name, "curves", 500, changes)
 
 
 def _run(path: Path, times: list[float], errors: list[float], wall: float | None = None) -> Run:

@@ -82,7 +82,11 @@ def test_damping_band_after_iteration_100(tmp_path: Path) -> None:
 
     healthy = kfra_run("kfra", [150, 53.8, 19.3, 1.0, 0.36, 0.13, 0.36, 0.13, 0.05])
     runaway = kfra_run("kfra_unbounded", [150 * 2.79 ** i for i in range(9)])
-    rows = {r["method"]: r for r in damping_rows([healthy, runaway], collect([healthy, runaway]))}
+    small_start = kfra_run("kfra_tau1", [150, 53.8, 19.3, 1.0, 0.36, 0.13, 0.36, 0.13, 0.05])
+    small_start.labels["damping0"] = 1.0  # τ (which starts at 150 here) must stay below this cell's τ₀ = 1
+    cells = [healthy, runaway, small_start]
+    rows = {r["method"]: r for r in damping_rows(cells, collect(cells))}
+    assert not rows["kfra_tau1"]["in_band"] and rows["kfra_tau1"]["tau0"] == 1.0
     row = rows["kfra"]
     assert row["in_band"] and (row["gamma_min"], row["gamma_max"]) == (0.05, 0.36)  # iterations 100 … 160
     assert (row["gamma_up"], row["gamma_down"]) == (1, 2) and (row["tau_up"], row["tau_down"]) == (1, 2)

@@ -39,6 +39,8 @@ from typing import Any
 
 import pandas as pd
 import torch
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from secondorder.bench.problems import (
     MODELS,
@@ -57,6 +59,7 @@ from secondorder.bench.timing import (
     write_table,
 )
 from secondorder.composition import compose_run
+from secondorder.errors import ConfigError
 from secondorder.optim import OPTIMIZERS
 from secondorder.optim.phases import PARTS
 from secondorder.train import compile_model
@@ -68,10 +71,10 @@ WARMUP = 3
 COMPILED = "+compile"  # a method name ending so runs with the model's forward compiled (trainer.compile=true)
 
 
-def split_method(method: str) -> tuple[str, bool, dict[str, str]]:
-    """(optimiser name, compiled?, config changes) of a benchmark method such as ``adam+compile`` or
-    ``kfac:fisher_fraction=0.25,inverse_period=10`` (settings of ``conf/optimizer/<name>.yaml`` changed)."""
-    head, _, changes = method.partition(":")
+def split_method(method: str) -> tuple[str, bool, list[str]]:
+    """(optimiser name, compiled?, changed settings as ``key=value``) of a benchmark method such as
+    ``adam+compile`` or ``kfac:fisher_fraction=0.25,inverse_period=10`` (settings of its YAML)."""
+    head, colon, changes = method.partition(":")
     compiled = head.endswith(COMPILED)
     name = head.removesuffix(COMPILED)
     if name not in OPTIMIZERS:
@@ -80,27 +83,22 @@ def split_method(method: str) -> tuple[str, bool, dict[str, str]]:
     if compiled and not OPTIMIZERS[name].compile_ok:
         raise SystemExit(f"bench-iterations: {name} reads layers through module hooks and cannot run compiled; "
                          f"drop {COMPILED}")
-    settings = dict(item.split("=", 1) for item in changes.split(",") if "=" in item)
-    if changes and len(settings) != len(changes.split(",")):
-        raise SystemExit(f"bench-iterations: {method!r}: write the changes as :key=value,key=value")
-    return name, compiled, settings
+    items = changes.split(",") if colon else []
+    keys = [item.split("=", 1)[0] for item in items]
+    if any("=" not in item or not item.split("=", 1)[0] for item in items) or len(set(keys)) != len(keys):
+        raise SystemExit(f"bench-iterations: {method!r}: write the changes as :key=value,key=value, each key once")
+    return name, compiled, items
 
 
-def apply_settings(cfg: Any, settings: dict[str, str], method: str) -> None:
-    """Set each ``key=value`` on the optimiser config, parsed as the type of the key's default."""
-    for key, text in settings.items():
-        if not hasattr(cfg, key):
-            raise SystemExit(f"bench-iterations: {method!r}: optimizer {cfg.name} has no setting {key!r}")
-        default = getattr(cfg, key)
-        kind = type(default) if default is not None else float
-        value = text.lower() in ("true", "1", "yes") if kind is bool else kind(text)
-        setattr(cfg, key, value)
-
-
-def optimizer_config(method: str, model: str, m: int) -> Any:
-    """The method's YAML settings (composed as ``train optimizer=<method>`` would) with every batch at m cases."""
+def optimizer_config(method: str, model: str, m: int, changes: list[str] = ()) -> Any:
+    """The method's YAML settings (composed and validated as ``train optimizer=<method> optimizer.<change>…``
+    would) with every batch at m cases."""
     dataset = "ptb_char" if is_language_model(model) else "curves"
-    cfg = compose_run([f"optimizer={method}", f"dataset={dataset}"]).optimizer
+    try:
+        cfg = compose_run([f"optimizer={method}", f"dataset={dataset}",
+                           *(f"optimizer.{change}" for change in changes)]).optimizer
+    except (ConfigError, HydraException, OmegaConfBaseException) as exc:
+        raise SystemExit(f"bench-iterations: {method} with {', '.join(changes)}: {str(exc).splitlines()[0]}") from None
     batch = batch_size_for(model, m)
     for field in ("batch_size", "stats_batch_size", "gradient_batch"):
         if hasattr(cfg, field):
@@ -132,12 +130,11 @@ def time_method(method: str, model: str, m: int, repeats: int, device: torch.dev
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    name, compiled, settings = split_method(method)
+    name, compiled, changes = split_method(method)
+    cfg = optimizer_config(name, model, m, changes)
     problem = bench_problem(model, m, device, l2=1e-5)
     if compiled:  # the warm-up steps pay the compilation
         compile_model(problem.model, "true")
-    cfg = optimizer_config(name, model, m)
-    apply_settings(cfg, settings, method)
     optimizer = OPTIMIZERS[name](problem, cfg)
     sampler = problem.make_sampler(seed=0)
     window = window_length(cfg)

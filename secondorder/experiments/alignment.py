@@ -243,8 +243,8 @@ def run_alignment(settings: dict, run_dir: Path, data_dir: Path | None = None) -
 
 
 def run_provenance(run_dir: Path | None) -> tuple[str, str]:
-    """(commit, hardware) of the measured KFRA run from its ``summary.json``; of this process's tree when the run
-    directory has none (``write`` called on rows from elsewhere)."""
+    """(commit, hardware) of the measured KFRA run from its ``summary.json`` (the last process that ran or resumed
+    it); of this process's tree when the run directory has none (``write`` called on rows from elsewhere)."""
     summary = run_dir / "summary.json" if run_dir is not None else None
     if summary is not None and summary.exists():
         provenance = json.loads(summary.read_text()).get("provenance", {})
@@ -266,6 +266,13 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path, run_dir:
     KFRA run's (``run_dir``)."""
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "alignment.csv", index=False)
+    commit, hardware = run_provenance(run_dir)
+    title = "KFRA / K-FAC alignment with Gauss–Newton updates (Botev et al. 2017 App. G.2)"
+    provenance = (f"Runs: 1 (one KFRA run, {len(frame)} measurements); hardware: {hardware}; commit: {commit}.\n\n"
+                  f"{' '.join(str(settings.get('note', '')).split())}")
+    write_verdicts(out, title, profile, provenance, alignment_verdicts(frame, settings, measured_problem(settings)))
+    if frame.empty:  # nothing measured yet: the verdicts say so, there is nothing to plot
+        return out
     layer_columns = sorted({c.split("_layer")[1].split("_")[0] for c in frame.columns if "_layer" in c}, key=int)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, style in (("kfra", "-"), ("kfac", "--")):
@@ -286,11 +293,9 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path, run_dir:
     fig.tight_layout()
     fig.savefig(out / "alignment.png", dpi=110)
     plt.close(fig)
-    commit, hardware = run_provenance(run_dir)
     summary = frame[["iteration", "blockdiag_gn_vs_full_gn", "kfra_factored_vs_full_gn", "kfac_factored_vs_full_gn",
                      "kfra_exact_vs_full_gn", "kfac_exact_vs_full_gn", "cg_iters_full"]]
     wins = int((frame.kfra_factored_vs_full_gn > frame.kfac_factored_vs_full_gn).sum())
-    title = "KFRA / K-FAC alignment with Gauss–Newton updates (Botev et al. 2017 App. G.2)"
     lines = [
         f"# {title} — profile `{profile}`", "",
         settings.get("note", ""),
@@ -302,9 +307,6 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path, run_dir:
         to_markdown(summary), "",
         "All columns (per layer, both damping forms): `alignment.csv`; plot: `alignment.png`.", ""]
     (out / "alignment.md").write_text("\n".join(lines))
-    provenance = (f"Runs: 1 (one KFRA run, {len(frame)} measurements); hardware: {hardware}; commit: {commit}.\n\n"
-                  f"{' '.join(str(settings.get('note', '')).split())}")
-    write_verdicts(out, title, profile, provenance, alignment_verdicts(frame, settings, measured_problem(settings)))
     return out
 
 

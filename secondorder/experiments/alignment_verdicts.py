@@ -7,16 +7,19 @@ The claims (App. G.2, figures only; echoed in §5.1):
   damping form (factored, eq. 36), at every measurement: **held** when KFRA is at least as well aligned as K-FAC
   (within :data:`TIE`) at every measurement and better by more than :data:`TIE` at one or more; **not held** when
   K-FAC is better by more than :data:`TIE` at any measurement; **inconclusive** when every difference is a tie.
-  The exact-damping (eq. 35) and per-layer numbers are reported beside it.
+  The exact-damping (eq. 35) and per-layer numbers are reported beside it. A measurement with a non-finite
+  cosine (a zero or overflowing update) leaves the claim inconclusive.
 - Batch sizes 250, 500 and 1 000 "did not differ significantly", and on FACES the block-diagonal GN update's
-  alignment with the full GN update decays late in training: judged only where the measurements exist (a profile
-  that measures one batch size on CURVES leaves them inconclusive, and says so).
+  alignment with the full GN update decays late in training: one run measures one batch size on one problem, so
+  both stay inconclusive here, with what would settle them.
 
 A K-FAC update uses one sampled target per case, so its cosine carries sampling noise; the tie band :data:`TIE`
 keeps a noise-level difference from deciding the claim [choice].
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -49,6 +52,12 @@ def alignment_verdict(frame: pd.DataFrame) -> Verdict:
     if frame.empty:
         return Verdict(CLAIM_ALIGNMENT, "no measurements", INCONCLUSIVE, "the KFRA run has no alignment rows yet")
     kfra, kfac = _series(frame, "kfra", "factored"), _series(frame, "kfac", "factored")
+    broken = [int(i) for i, a, b in zip(frame.iteration, kfra, kfac, strict=True)
+              if not (math.isfinite(a) and math.isfinite(b))]
+    if broken:
+        return Verdict(CLAIM_ALIGNMENT, f"cos(update, full GN), KFRA / K-FAC — {_listing(frame, 'factored')}",
+                       INCONCLUSIVE, f"a cosine is not finite at iteration(s) {', '.join(map(str, broken))} (a "
+                       "zero or overflowing update): the measurement has holes")
     differences = [a - b for a, b in zip(kfra, kfac, strict=True)]
     wins = [int(i) for i, d in zip(frame.iteration, differences, strict=True) if d > TIE]
     losses = [int(i) for i, d in zip(frame.iteration, differences, strict=True) if d < -TIE]
@@ -72,14 +81,14 @@ def alignment_verdict(frame: pd.DataFrame) -> Verdict:
 
 
 def alignment_verdicts(frame: pd.DataFrame, settings: dict, problem: str) -> list[Verdict]:
-    """Every App. G.2 claim: the alignment from the rows; the batch-size and FACES claims inconclusive unless this
-    measurement covers them (it measures ``settings['batch']`` cases on ``problem``)."""
+    """Every App. G.2 claim: the alignment from the rows; the batch-size and FACES claims inconclusive (one run
+    measures ``settings['batch']`` cases on ``problem``)."""
     verdicts = [alignment_verdict(frame)]
     verdicts.append(Verdict(CLAIM_BATCH, f"measured at batch {settings['batch']} only", INCONCLUSIVE,
                             "this profile measures one batch size (each extra size repeats the full and "
                             "block-diagonal CG solves, the bulk of the cost); run it again with `batch: 250` and "
                             "`batch: 500` in conf/measure/kfra-alignment.yaml to compare."))
     verdicts.append(Verdict(CLAIM_FACES, f"measured on {problem} only", INCONCLUSIVE,
-                            "no profile measures FACES yet (each runs CURVES); a profile with "
-                            "`dataset=faces` in its overrides would."))
+                            "a claim about FACES late in training: the profiles measure CURVES; a profile with "
+                            "`dataset=faces` in its overrides and a FACES-length run would test it."))
     return verdicts

@@ -77,7 +77,7 @@ def selection_groups(cells: list[Cell], found: dict[str, list[Run]]) -> dict[str
 
 
 SETTLE_AFTER = 100  # the damping band is checked from this iteration on (issue 18)
-TAU_BAND = (0.0, 150.0)  # τ stays at or below τ₀ = 150 (conf/optimizer/kfra.yaml) ...
+TAU_BAND = (0.0, 150.0)  # τ stays at or below τ₀: the cell's `damping0` (conf/reproduce/kfra.yaml), else 150 ...
 GAMMA_BAND = (0.0, 1.0)  # ... and γ within K-FAC's bound (√(γ + η) ≤ 1 with η = 1e-5: γ ≤ 1)
 
 
@@ -100,7 +100,8 @@ def damping_rows(cells: list[Cell], found: dict[str, list[Run]]) -> list[dict[st
                 row.update({f"{name}_min": float(values.min()), f"{name}_max": float(values.max()),
                             f"{name}_last": float(values.iloc[-1]), f"{name}_up": int((steps > 0).sum()),
                             f"{name}_down": int((steps < 0).sum())})
-            row["in_band"] = bool(TAU_BAND[0] <= row["tau_min"] and row["tau_max"] <= TAU_BAND[1]
+            row["tau0"] = float(cell.labels.get("damping0", TAU_BAND[1]))
+            row["in_band"] = bool(TAU_BAND[0] <= row["tau_min"] and row["tau_max"] <= row["tau0"]
                                   and GAMMA_BAND[0] <= row["gamma_min"] and row["gamma_max"] <= GAMMA_BAND[1])
             rows.append(row)
     return rows
@@ -114,7 +115,8 @@ def damping_section(context: Context, cells: list[Cell], found: dict[str, list[R
     frame.to_csv(context.out / "damping.csv", index=False)
     inside = sum(bool(r["in_band"]) for r in rows)
     return ["## Damping (App. C.3): τ and γ after the first 100 iterations", "",
-            f"The band: 0 < τ ≤ τ₀ = {TAU_BAND[1]:g} and 0 ≤ γ ≤ {GAMMA_BAND[1]:g} (√(γ + η) ≤ 1, K-FAC's bound); "
+            f"The band: 0 < τ ≤ τ₀ (column `tau0`: the cell's starting τ) and 0 ≤ γ ≤ {GAMMA_BAND[1]:g} "
+            "(√(γ + η) ≤ 1, K-FAC's bound); "
             f"{inside} of {len(rows)} runs stay in it. `up` / `down`: how many logged values rose / fell (τ by "
             "Levenberg–Marquardt every 5 iterations, γ by the greedy search every 20). The unbounded γ of the "
             "earlier default ran away upwards (150 → 3 256 by iteration 60).", "", to_markdown(frame), ""]
