@@ -128,10 +128,11 @@ def test_interrupted_alignment_run_resumes_to_the_same_rows(tmp_path: Path, data
         alignment.run_alignment({**TINY_SETTINGS, "batch": 30}, tmp_path / "split", data_dir)
 
 
-def measurements(kfra: list[float], kfac: list[float]) -> pd.DataFrame:
-    """Hand-made alignment rows: the factored cosines given, the other columns plausible."""
+def measurements(kfra: list[float], kfac: list[float], cg: list[int] | None = None) -> pd.DataFrame:
+    """Hand-made alignment rows: the factored cosines given (and the full-GN CG iterations), the rest plausible."""
     n = len(kfra)
     return pd.DataFrame({"iteration": [50 * i for i in range(n)], "damping": [1.0] * n,
+                         "cg_iters_full": cg or [10] * n,
                          "blockdiag_gn_vs_full_gn": [0.9] * n,
                          "kfra_factored_vs_full_gn": kfra, "kfac_factored_vs_full_gn": kfac,
                          "kfra_exact_vs_full_gn": kfra, "kfac_exact_vs_full_gn": kfac})
@@ -149,6 +150,17 @@ def test_alignment_verdict_follows_its_rule(kfra: list[float], kfac: list[float]
     assert verdict.verdict.startswith(expected)
     assert named in verdict.why
     assert "0: " + f"{kfra[0]:.3f} / {kfac[0]:.3f}" in verdict.measured
+
+
+def test_measurements_with_an_unconverged_reference_are_left_out() -> None:
+    """Rows whose full-GN CG stopped at its cap (250) do not decide the claim; they are named."""
+    tied_then_capped = measurements([0.709, 0.659, 0.612, 0.350], [0.708, 0.657, 0.630, 0.396], [15, 14, 250, 250])
+    verdict = alignment_verdicts.alignment_verdict(tied_then_capped, cg_iters=250)
+    assert verdict.verdict.startswith("inconclusive") and "within 0.01" in verdict.why
+    assert "closer by more than 0.01 at 100, 150" in verdict.why and "cap of 250 iterations" in verdict.measured
+    assert alignment_verdicts.alignment_verdict(tied_then_capped).verdict == "not held"  # without the cap: counted
+    all_capped = measurements([0.7], [0.6], [250])
+    assert "no measurement has a converged" in alignment_verdicts.alignment_verdict(all_capped, 250).why
 
 
 def test_write_without_measurements_still_judges(tmp_path: Path) -> None:
@@ -172,3 +184,19 @@ def test_write_judges_every_claim_with_the_measured_runs_provenance(tmp_path: Pa
     assert "measured on curves only" in rows.measured.iloc[2]
     text = (out / "verdicts.md").read_text()
     assert "Runs: 1 (one KFRA run, 2 measurements); hardware: cpu (test); commit: abcdef1234." in text
+
+
+def test_report_only_reads_the_measurements_and_leaves_the_run_alone(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "quick"
+    run_dir.mkdir(parents=True)
+    measurements([0.71, 0.72], [0.69, 0.72]).to_csv(run_dir / "alignment.csv", index=False)
+    summary = json.dumps({"provenance": {"git_commit": "0123456789ab", "git_dirty": False, "device_name": "cpu"}})
+    (run_dir / "summary.json").write_text(summary)
+    argv = ["--profile", "quick", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--report-only"]
+    assert alignment.main(argv) == 0
+    assert pd.read_csv(tmp_path / "out" / "quick" / "verdicts.csv").verdict.iloc[0] == "inconclusive at this budget"
+    assert "commit: 0123456789" in (tmp_path / "out" / "quick" / "verdicts.md").read_text()
+    assert (run_dir / "summary.json").read_text() == summary and sorted(p.name for p in run_dir.iterdir()) == [
+        "alignment.csv", "summary.json"]
+    with pytest.raises(SystemExit, match="run without --report-only first"):
+        alignment.main([*argv[:3], str(tmp_path / "elsewhere"), *argv[4:]])

@@ -318,10 +318,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="the KFRA run goes to RUNS/<profile> (resumed there when interrupted; default "
                              "runs/kfra-alignment, or the profile's runs folder)")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the report from the run's alignment.csv as it is, running nothing (the run's "
+                             "files, summary.json included, stay untouched)")
     args = parser.parse_args(argv)
     settings = {key: value for key, value in PROFILES[args.profile].items() if key != "runs"}
     runs = args.runs or Path(PROFILES[args.profile].get("runs", "runs/kfra-alignment")).expanduser()
-    frame = run_alignment(settings, runs / args.profile, args.data_dir)
+    if args.report_only:
+        measured = runs / args.profile / "alignment.csv"
+        if not measured.exists():
+            raise SystemExit(f"reproduce-kfra-alignment: {measured} does not exist; run without --report-only first")
+        frame = pd.read_csv(measured)
+    else:
+        frame = run_alignment(settings, runs / args.profile, args.data_dir)
     out = write(frame, settings, args.profile, args.out / args.profile, runs / args.profile)
     print(f"wrote {out}/alignment.md, alignment.csv, alignment.png, verdicts.md (the KFRA run: {runs / args.profile})")
     return 0

@@ -8,7 +8,9 @@ The claims (App. G.2, figures only; echoed in §5.1):
   (within :data:`TIE`) at every measurement and better by more than :data:`TIE` at one or more; **not held** when
   K-FAC is better by more than :data:`TIE` at any measurement; **inconclusive** when every difference is a tie.
   The exact-damping (eq. 35) and per-layer numbers are reported beside it. A measurement with a non-finite
-  cosine (a zero or overflowing update) leaves the claim inconclusive.
+  cosine (a zero or overflowing update) leaves the claim inconclusive, and one whose full-GN CG stopped at its
+  iteration cap is left out (its reference is a truncated solve; App. G.2 itself blames badly conditioned CG for
+  a late decay) — when the damping falls to ~1e-3 and below, 250 CG iterations no longer reach the tolerance.
 - Batch sizes 250, 500 and 1 000 "did not differ significantly", and on FACES the block-diagonal GN update's
   alignment with the full GN update decays late in training: one run measures one batch size on one problem, so
   both stay inconclusive here, with what would settle them.
@@ -47,8 +49,10 @@ def _listing(frame: pd.DataFrame, form: str) -> str:
     return ", ".join(f"{int(i)}: {a:.3f} / {b:.3f}" for i, a, b in pairs)
 
 
-def alignment_verdict(frame: pd.DataFrame) -> Verdict:
-    """The App. G.2 claim from one KFRA run's measurements (``alignment.csv`` rows)."""
+def alignment_verdict(frame: pd.DataFrame, cg_iters: int | None = None) -> Verdict:
+    """The App. G.2 claim from one KFRA run's measurements (``alignment.csv`` rows). With ``cg_iters`` (the CG
+    cap of the measurement), rows whose full-GN CG stopped at the cap are left out: their reference is not the
+    GN update but a truncated Krylov approximation of it."""
     if frame.empty:
         return Verdict(CLAIM_ALIGNMENT, "no measurements", INCONCLUSIVE, "the KFRA run has no alignment rows yet")
     kfra, kfac = _series(frame, "kfra", "factored"), _series(frame, "kfac", "factored")
@@ -58,15 +62,31 @@ def alignment_verdict(frame: pd.DataFrame) -> Verdict:
         return Verdict(CLAIM_ALIGNMENT, f"cos(update, full GN), KFRA / K-FAC — {_listing(frame, 'factored')}",
                        INCONCLUSIVE, f"a cosine is not finite at iteration(s) {', '.join(map(str, broken))} (a "
                        "zero or overflowing update): the measurement has holes")
-    differences = [a - b for a, b in zip(kfra, kfac, strict=True)]
-    wins = [int(i) for i, d in zip(frame.iteration, differences, strict=True) if d > TIE]
-    losses = [int(i) for i, d in zip(frame.iteration, differences, strict=True) if d < -TIE]
+    capped = (frame.cg_iters_full >= cg_iters) if cg_iters is not None and "cg_iters_full" in frame \
+        else pd.Series(False, index=frame.index)
+    unconverged = [int(i) for i in frame.iteration[capped]]
+    judged = frame[~capped]
+    differences = [a - b for a, b in zip(_series(judged, "kfra", "factored"), _series(judged, "kfac", "factored"),
+                                         strict=True)]
+    wins = [int(i) for i, d in zip(judged.iteration, differences, strict=True) if d > TIE]
+    losses = [int(i) for i, d in zip(judged.iteration, differences, strict=True) if d < -TIE]
+    late_losses = [int(i) for i, a, b in zip(frame.iteration[capped], _series(frame[capped], "kfra", "factored"),
+                                             _series(frame[capped], "kfac", "factored"), strict=True) if a < b - TIE]
     damping = ", ".join(f"{int(i)}: {d:.3g}" for i, d in zip(frame.iteration, frame.damping, strict=True))
     measured = (f"cos(update, full GN), KFRA / K-FAC with factored damping (eq. 36) at iteration — "
                 f"{_listing(frame, 'factored')}; with exact damping (eq. 35) — {_listing(frame, 'exact')}; "
                 f"block-diagonal GN vs full GN {min(frame.blockdiag_gn_vs_full_gn):.3f}–"
-                f"{max(frame.blockdiag_gn_vs_full_gn):.3f}; damping γ + η — {damping}. KFRA better by > {TIE} at "
-                f"{len(wins)} of {len(frame)} measurements, K-FAC better by > {TIE} at {len(losses)}.")
+                f"{max(frame.blockdiag_gn_vs_full_gn):.3f}; damping γ + η — {damping}. "
+                + (f"Full-GN CG stopped at its cap of {cg_iters} iterations at iteration(s) "
+                   f"{', '.join(map(str, unconverged))} (reference not converged; left out). " if unconverged else "")
+                + f"Of the {len(judged)} converged measurements, KFRA better by > {TIE} at {len(wins)}, K-FAC at "
+                f"{len(losses)}.")
+    unconverged_note = (f" At the unconverged measurements K-FAC is closer by more than {TIE} at "
+                        f"{', '.join(map(str, late_losses))}; more CG iterations (`cg_iters`) would decide them."
+                        if late_losses else "")
+    if judged.empty:
+        return Verdict(CLAIM_ALIGNMENT, measured, INCONCLUSIVE,
+                       f"no measurement has a converged full-GN reference.{unconverged_note}")
     if losses:
         return Verdict(CLAIM_ALIGNMENT, measured, NOT_HELD,
                        f"K-FAC's update is closer to the full GN update than KFRA's at iteration(s) "
@@ -74,16 +94,17 @@ def alignment_verdict(frame: pd.DataFrame) -> Verdict:
                        f"throughout. Checked before concluding: {CHECKED}")
     if wins:
         return Verdict(CLAIM_ALIGNMENT, measured, HELD,
-                       f"KFRA is at least as well aligned as K-FAC (within {TIE}) at every measurement and better "
-                       f"at iteration(s) {', '.join(map(str, wins))}.")
+                       f"KFRA is at least as well aligned as K-FAC (within {TIE}) at every converged measurement and "
+                       f"better at iteration(s) {', '.join(map(str, wins))}.{unconverged_note}")
     return Verdict(CLAIM_ALIGNMENT, measured, INCONCLUSIVE,
-                   f"KFRA and K-FAC are within {TIE} of each other at every measurement: no difference to judge.")
+                   f"KFRA and K-FAC are within {TIE} of each other at every converged measurement: no difference "
+                   f"to judge.{unconverged_note}")
 
 
 def alignment_verdicts(frame: pd.DataFrame, settings: dict, problem: str) -> list[Verdict]:
     """Every App. G.2 claim: the alignment from the rows; the batch-size and FACES claims inconclusive (one run
     measures ``settings['batch']`` cases on ``problem``)."""
-    verdicts = [alignment_verdict(frame)]
+    verdicts = [alignment_verdict(frame, settings.get("cg_iters"))]
     verdicts.append(Verdict(CLAIM_BATCH, f"measured at batch {settings['batch']} only", INCONCLUSIVE,
                             "this profile measures one batch size (each extra size repeats the full and "
                             "block-diagonal CG solves, the bulk of the cost); run it again with `batch: 250` and "
