@@ -274,22 +274,32 @@ def write(frame: pd.DataFrame, settings: dict, profile: str, out: Path, run_dir:
     if frame.empty:  # nothing measured yet: the verdicts say so, there is nothing to plot
         return out
     layer_columns = sorted({c.split("_layer")[1].split("_")[0] for c in frame.columns if "_layer" in c}, key=int)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.2))
+    palette = plt.get_cmap("tab10")
+    colours = {"kfra": "tab:blue", "kfac": "tab:red"}
     for name, style in (("kfra", "-"), ("kfac", "--")):
         for form, marker in (("factored", "o"), ("exact", "s")):
             axes[1].plot(frame.iteration, frame[f"{name}_{form}_vs_full_gn"], style, marker=marker,
+                         color=colours[name], alpha=1.0 if form == "factored" else 0.5,
                          label=f"{name.upper()} ({form} damping)")
-            if form == "factored":
-                for layer in layer_columns:
+            if form == "factored":  # one colour per layer: KFRA solid, K-FAC dashed
+                for k, layer in enumerate(layer_columns):
                     axes[0].plot(frame.iteration, frame[f"{name}_{form}_layer{layer}_vs_blockdiag_gn"], style,
-                                 label=f"{name.upper()} layer {layer}")
-    axes[1].plot(frame.iteration, frame.blockdiag_gn_vs_full_gn, ":", color="k", label="block-diagonal GN")
-    axes[0].set_title("per layer: cos(δ̃_λ, block-diagonal GN)")
-    axes[1].set_title("whole update: cos(·, full GN)")
-    for ax in axes:
+                                 marker=".", color=palette(k % 10), label=f"{name.upper()} layer {layer}")
+    axes[1].plot(frame.iteration, frame.blockdiag_gn_vs_full_gn, ":", marker="^", color="k",
+                 label="block-diagonal GN")
+    cap = settings.get("cg_iters")
+    for ax, column, what in ((axes[0], "cg_iters_block_max", "a layer's CG"), (axes[1], "cg_iters_full", "CG")):
+        capped = frame.iteration[frame[column] >= cap] if cap is not None and column in frame else []
+        if len(capped):
+            ax.axvspan(min(capped), max(capped), color="0.9", zorder=0,
+                       label=f"{what} at its cap of {cap} iterations (reference not converged)")
+    axes[0].set_title("per layer: cos(δ̃_λ, block-diagonal GN update), factored damping")
+    axes[1].set_title("whole update: cos(·, full GN update)")
+    for ax, columns in ((axes[0], 4), (axes[1], 2)):
         ax.set_xlabel("KFRA iteration")
         ax.set_ylabel("cosine similarity")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6.5, ncol=columns, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     fig.savefig(out / "alignment.png", dpi=110)
     plt.close(fig)
