@@ -40,7 +40,7 @@ data: setup  ## fetch datasets where a network exists; list what is missing
 	$(BIN)/python -m secondorder.data.fetch $(DATA_DIR)
 
 BENCH_PROFILE ?=
-bench: setup  ## the benchmark suite → results/bench/<device>/ (quick on CPU ≈ 10 min; full with CUDA; BENCH_PROFILE=…)
+bench: setup  ## the benchmark suite → results/bench/<device>/ (quick on CPU ≈ 18 min; full with CUDA; BENCH_PROFILE=…)
 	$(BIN)/python -m secondorder.bench.suite $(if $(BENCH_PROFILE),--profile $(BENCH_PROFILE)) $(BENCH_ARGS)
 
 bench-curvature: setup  ## GGN/Fisher/Hessian-vector product cost vs a gradient → results/bench/<device>/curvature.*
