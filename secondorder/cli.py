@@ -8,9 +8,12 @@ set ``HYDRA_FULL_ERROR=1`` to see the traceback anyway.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from secondorder.composition import CONF_DIR, admit_renamed_keys, check_group_choices
 from secondorder.config import describe_omegaconf_error, validate
-from secondorder.errors import UserError
+from secondorder.distributed import launch_environment
+from secondorder.errors import ConfigError, UserError
 from secondorder.report.command import main as report_main
 from secondorder.sweep import main as sweep_main
 from secondorder.train import run_training
@@ -76,6 +80,7 @@ def train(argv: list[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us; we print them as one line
     main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
     try:
+        sys.argv = [sys.argv[0], *_follower_overrides(sys.argv[1:])]
         check_group_choices(sys.argv[1:])
         _single_run_failure.clear()
         main()
@@ -91,6 +96,24 @@ def train(argv: list[str] | None = None) -> None:
     finally:
         if not show_traceback:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _follower_overrides(args: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """A data-parallel launch (torchrun, ``srun --ntasks=N``): ranks other than 0 leave no trace on disk — Hydra
+    writes its record and log into a scratch folder, and the run directory is rank 0's (the trainer receives it).
+    Several configurations in one launch (``-m``) are refused: each would need its own process group."""
+    launched = launch_environment(env)
+    if launched is None or any(o.startswith("trainer.distributed=off") for o in args):
+        return args
+    if any(a in ("-m", "--multirun") for a in args):
+        raise ConfigError("a data-parallel launch (torchrun / srun --ntasks=N) runs one configuration; drop -m, or "
+                          "launch one job per configuration (the submitit launcher does)")
+    ranks, _ = launched
+    if ranks.main:
+        return args
+    scratch = tempfile.mkdtemp(prefix=f"secondorder-rank{ranks.rank}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 
 def _one_line_failure(exc: BaseException) -> tuple[str, int] | None:

@@ -49,6 +49,7 @@ class TrainerConfig:
     tf32: bool = False
     compile: str = "false"
     divergence_factor: float | None = 1e4
+    distributed: str = "auto"
 
     def check(self) -> list[Check]:
         return [
@@ -68,6 +69,7 @@ class TrainerConfig:
             *positive(self, "divergence_factor", allow_none=True),
             one_of(self, "progress", ["auto", "true", "false"]),
             one_of(self, "compile", ["false", "true", *COMPILE_MODES]),
+            one_of(self, "distributed", ["auto", "off", "on"]),
             (
                 "device",
                 self.device in ("auto", "cpu") or self.device.startswith("cuda"),
@@ -80,6 +82,7 @@ class TrainerConfig:
         self.resume = str(self.resume).lower()
         self.compile = str(self.compile).lower()
         self.progress = str(self.progress).lower()
+        self.distributed = str(self.distributed).lower()
 
 
 @dataclass

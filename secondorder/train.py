@@ -11,6 +11,11 @@ the same metrics as an uninterrupted one: model, optimiser, sampler and RNG stat
 
 Callbacks (:mod:`secondorder.callbacks`) observe the loop after each step, after each evaluation and at the end;
 their state is checkpointed with the run. Without callbacks the loop is exactly the plain one.
+
+Data-parallel runs (``trainer.distributed``, :mod:`secondorder.distributed`): under ``torchrun`` or ``srun`` with
+several tasks every rank trains on its shard of the union batch; rank 0 alone owns the run directory (lock,
+config, log, checkpoints, summary) and hands a resumed run's checkpoint to the others; the ranks agree after every
+step on its time and on any signal, so they stop, evaluate and checkpoint at the same iteration.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,6 +36,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from secondorder import distributed
 from secondorder.averaging import IterateAverage
 from secondorder.callbacks import Callback
 from secondorder.checkpoint import (
@@ -46,9 +52,11 @@ from secondorder.config import RunConfig
 from secondorder.errors import ConfigError, RunDiverged, RunInterrupted, UserError
 from secondorder.folder_lock import FolderLock
 from secondorder.models.autoencoder import DeepAutoencoder
+from secondorder.models.normalization import uses_batch_statistics
 from secondorder.optim import OPTIMIZERS, StepCosts, build_optimizer
 from secondorder.pretraining.rbm import pretrain_autoencoder
 from secondorder.problems import build_problem
+from secondorder.problems.base import Problem
 from secondorder.run_record import (
     MetricsLog,
     clean_number,
@@ -142,7 +150,10 @@ class Trainer:
         self.tcfg = run.trainer
         self.run_dir = run_dir
         self.resolved_config = resolved_config
-        self.device = resolve_device(self.tcfg.device)
+        self.ranks = distributed.initialise(self.tcfg.distributed, resolve_device(self.tcfg.device))
+        self.device = distributed.local_device(resolve_device(self.tcfg.device), self.ranks)
+        if self.ranks.parallel:  # Hydra names each process's folder by its own clock: rank 0's is the run's
+            self.run_dir = Path(distributed.broadcast(str(run_dir)))
         self.dtype = torch.float64 if self.tcfg.dtype == "float64" else torch.float32
 
         set_tf32(self.tcfg.tf32)
@@ -156,6 +167,10 @@ class Trainer:
         compile_model(self.problem.model, self.tcfg.compile)
         self.optimizer = build_optimizer(run.optimizer, self.problem)
         self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
+        if self.ranks.parallel:
+            self._check_parallel()
+            self.sampler = distributed.ShardedSampler(self.sampler, self.problem.subset, self.ranks,
+                                                      self.problem.cases)
         self.average = (IterateAverage(self.problem.model, self.tcfg.polyak_decay, self.tcfg.polyak_start)
                         if self.tcfg.polyak_decay is not None else None)
 
@@ -180,6 +195,13 @@ class Trainer:
         there is one and starts afresh otherwise; ``previous`` continues from ``checkpoint.prev.pt`` (after a damaged
         ``checkpoint.pt``, which is kept aside); ``restart`` moves the old run's files to ``discarded-<time>/`` and
         starts afresh. Nothing is ever deleted."""
+        checkpoint = self._resume_point()
+        if checkpoint is not None:
+            self._load(checkpoint)
+        return checkpoint is not None
+
+    def _resume_point(self) -> dict[str, Any] | None:
+        """The checkpoint :meth:`prepare_run_dir`'s policy continues from, or ``None`` for a fresh start."""
         existing = self._run_files()
         mode = self.tcfg.resume
         if mode == "false":
@@ -188,15 +210,15 @@ class Trainer:
                     f"{self.run_dir} already holds a run; pass trainer.resume=true to continue it, "
                     "trainer.resume=restart to start afresh (its files are moved aside), or choose another run_dir"
                 )
-            return False
+            return None
         if mode == "restart":
             self._discard(existing)
-            return False
+            return None
         checkpoint = self._previous_checkpoint() if mode == "previous" else load_checkpoint(self.run_dir)
         if checkpoint is None:
             if mode == "true":
                 raise ConfigError(f"trainer.resume=true but {self.run_dir} has no checkpoint.pt to resume from")
-            return False  # auto: nothing to continue; rows logged before a first checkpoint are written again
+            return None  # auto: nothing to continue; rows logged before a first checkpoint are written again
         differences = _config_differences(checkpoint["config"], self.resolved_config)
         if differences:
             more = f" and {len(differences) - 1} more key(s)" if len(differences) > 1 else ""
@@ -204,8 +226,46 @@ class Trainer:
                 f"cannot resume {self.run_dir}: the config differs in {differences[0]}{more}; "
                 "resume with the run's own settings (only trainer.* may change)"
             )
-        self._load(checkpoint)
-        return True
+        return checkpoint
+
+    def _prepare_everywhere(self) -> bool:
+        """:meth:`prepare_run_dir` on rank 0, whose verdict — refusal, fresh start or the checkpoint to continue —
+        every other rank receives (they never read the run directory, so it need not be on a shared disk)."""
+        if not self.ranks.parallel:
+            return self.prepare_run_dir()
+        if self.ranks.main:
+            try:
+                checkpoint = self._resume_point()
+            except UserError as exc:
+                distributed.broadcast(("refused", str(exc)))
+                raise
+            distributed.broadcast(("start", checkpoint))
+        else:
+            verdict, checkpoint = distributed.broadcast(None)
+            if verdict == "refused":
+                raise ConfigError(f"rank 0 refused the run: {checkpoint}")
+        if checkpoint is not None:
+            self._load(checkpoint)
+        return checkpoint is not None
+
+    def _check_parallel(self) -> None:
+        """One-line refusals of what a data-parallel run cannot yet reproduce exactly."""
+        method = OPTIMIZERS[self.run.optimizer.name]
+        if not method.distributed_ok:
+            supported = ", ".join(name for name, m in OPTIMIZERS.items() if m.distributed_ok)
+            raise ConfigError(f"optimizer={self.run.optimizer.name} does not run data-parallel yet (distributed: "
+                              f"{supported}); launch it as one process or pass trainer.distributed=off")
+        if type(self.problem).subset is Problem.subset:
+            raise ConfigError(f"dataset={self.run.dataset.name}: its batches do not split into cases (a language "
+                              "model's stream carries state across batches), so it does not run data-parallel yet; "
+                              "launch it as one process or pass trainer.distributed=off")
+        if uses_batch_statistics(self.problem.model):
+            raise ConfigError("a batch-normalised model depends on the statistics of each shard, not the union "
+                              "batch's, so it does not run data-parallel; launch it as one process or pass "
+                              "trainer.distributed=off")
+        if self.callbacks:
+            raise ConfigError("callbacks (experiment measurements) do not run data-parallel; launch the experiment "
+                              "as one process")
 
     def _run_files(self) -> list[Path]:
         names = ("metrics.csv", "summary.json", "config.yaml")
@@ -276,7 +336,13 @@ class Trainer:
             callback.load_state_dict(saved[callback.name])
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.run_dir, self._state())
+        if self.ranks.main:
+            save_checkpoint(self.run_dir, self._state())
+
+    def _append(self, row: dict[str, Any]) -> None:
+        """A metrics.csv row (rank 0 keeps the log)."""
+        if self.metrics is not None:
+            self.metrics.append(row)
 
     # ------------------------------------------------------------------ budgets and logging
     def budget_left(self) -> bool:
@@ -359,6 +425,7 @@ class Trainer:
             "dtype": t.dtype,
             "tf32": t.tf32,
             "compile": t.compile,
+            "processes": self.ranks.world,
             "peak_gpu_memory_bytes": (torch.cuda.max_memory_allocated(self.device)
                                       if self.device.type == "cuda" else None),
             "started_at": self.started_at,
@@ -367,7 +434,8 @@ class Trainer:
         }
 
     def write_summary(self, status: str, message: str = "") -> None:
-        write_json(self.run_dir / "summary.json", self.summary(status, message))
+        if self.ranks.main:
+            write_json(self.run_dir / "summary.json", self.summary(status, message))
 
     # ------------------------------------------------------------------ callbacks
     @contextmanager
@@ -388,7 +456,8 @@ class Trainer:
     def _end(self, status: str, message: str = "") -> dict[str, Any]:
         """Write the final ``summary.json`` and hand it to the callbacks' ``at_end``."""
         summary = self.summary(status, message)
-        write_json(self.run_dir / "summary.json", summary)
+        if self.ranks.main:
+            write_json(self.run_dir / "summary.json", summary)
         self._notify("at_end", summary)
         return summary
 
@@ -398,28 +467,38 @@ class Trainer:
         ``completed``, ``diverged``, ``interrupted`` (a signal, at any point after the run directory was accepted)
         or ``failed`` (an unexpected error, whose traceback still reaches the caller). The run directory is
         locked for the whole run (:class:`~secondorder.folder_lock.FolderLock`): a second process on it is refused
-        with a one-line error and changes nothing."""
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the run directory {self.run_dir} ({exc.strerror}); choose another "
-                              "run_dir or out_root") from None
-        with FolderLock(self.run_dir, "training run"):
+        with a one-line error and changes nothing. In a data-parallel run only rank 0 touches the directory."""
+        if not self.ranks.main:
+            return self._fit()
+        with ExitStack() as stack:
+            try:
+                try:
+                    self.run_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ConfigError(f"cannot create the run directory {self.run_dir} ({exc.strerror}); choose "
+                                      "another run_dir or out_root") from None
+                stack.enter_context(FolderLock(self.run_dir, "training run"))
+            except UserError as exc:
+                if self.ranks.parallel:  # the other ranks wait for rank 0's verdict on the run directory
+                    distributed.broadcast(("refused", str(exc)))
+                raise
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
-        resumed = self.prepare_run_dir()
-        OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
-        eval_columns = ("train_error", "test_error", "train_loss", "test_loss", *self.problem.extra_eval_columns)
-        averaged = tuple(f"{c}_avg" for c in eval_columns) if self.average is not None else ()
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv",
-                                  (*self.problem.extra_eval_columns, *averaged, *self.optimizer.stat_names),
-                                  resume=self.metrics_resume if resumed else None)
+        resumed = self._prepare_everywhere()
+        if self.ranks.main:
+            OmegaConf.save(OmegaConf.create(self.resolved_config), self.run_dir / "config.yaml")
+            eval_columns = ("train_error", "test_error", "train_loss", "test_loss",
+                            *self.problem.extra_eval_columns)
+            averaged = tuple(f"{c}_avg" for c in eval_columns) if self.average is not None else ()
+            self.metrics = MetricsLog(self.run_dir / "metrics.csv",
+                                      (*self.problem.extra_eval_columns, *averaged, *self.optimizer.stat_names),
+                                      resume=self.metrics_resume if resumed else None)
         log.info("run directory: %s", self.run_dir)
-        log.info("data: %s; model: %s, %d parameters; optimiser: %s; device: %s",
+        log.info("data: %s; model: %s, %d parameters; optimiser: %s; device: %s%s",
                  self.problem.data_label, self.run.model.name,
                  sum(p.numel() for p in self.problem.model.parameters()), self.run.optimizer.name,
-                 self.device)
+                 self.device, f"; rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.parallel else "")
         if resumed:
             log.info("resumed at iteration %d", self.iteration)
         self.write_summary("running")
@@ -454,7 +533,7 @@ class Trainer:
         self._pretrain()
         self._notify("at_start", False)
         evaluation = self.evaluate()
-        self.metrics.append(self.row({}, evaluation))
+        self._append(self.row({}, evaluation))
         loss = evaluation.get("train_loss", math.nan)
         self.initial_loss = loss if math.isfinite(loss) else None
         self._notify("after_evaluation", evaluation)
@@ -474,18 +553,17 @@ class Trainer:
         info = pretrain_autoencoder(model, self.problem.data.train_inputs, cfg,
                                     gaussian_visible=self.problem.loss.name == "squared_error",
                                     seed=self.run.seed + PRETRAIN_SEED_OFFSET)
-        self.wall_time += info["pretrain_time_s"]
+        self.wall_time += distributed.agree([info["pretrain_time_s"]])[0]
         self.pretraining = info
         log.info("pre-training took %.1f s", info["pretrain_time_s"])
 
     def _progress_bar(self) -> tqdm:
-        enabled = {"true": True, "false": False}.get(self.tcfg.progress, sys.stderr.isatty())
+        enabled = {"true": True, "false": False}.get(self.tcfg.progress, sys.stderr.isatty()) and self.ranks.main
         return tqdm(total=self.tcfg.max_steps, initial=self.iteration, disable=not enabled,
                     desc=f"{self.run.optimizer.name} on {self.run.dataset.name}", dynamic_ncols=True)
 
     def _loop(self, flag: StopFlag, progress: tqdm) -> dict[str, Any]:
         t = self.tcfg
-        metrics = self.metrics
         stats: dict[str, float] = {}
         while self.budget_left():
             before = self.wall_time
@@ -493,7 +571,11 @@ class Trainer:
             result = self.optimizer.step(self.iteration, self.sampler)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            self.wall_time += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            if self.ranks.parallel:  # one clock and one signal for all ranks: the slowest rank's step time
+                elapsed, signalled = distributed.agree([elapsed, flag.signal_number or 0])
+                flag.signal_number = int(signalled) or None
+            self.wall_time += elapsed
             self.iteration += 1
             if self.average is not None:
                 self.average.update(self.iteration)
@@ -516,11 +598,11 @@ class Trainer:
                     or not self.budget_left()):
                 evaluation = self.evaluate()
                 if not math.isfinite(evaluation["train_error"]):
-                    metrics.append(self.row(stats, evaluation))
+                    self._append(self.row(stats, evaluation))
                     self._diverged(stats, "non-finite training error", log_row=False)
                 self._notify("after_evaluation", evaluation)
             if evaluation is not None or self.iteration % t.log_every == 0:
-                metrics.append(self.row(stats, evaluation))
+                self._append(self.row(stats, evaluation))
             if self.iteration % t.checkpoint_every == 0 and self.budget_left():
                 self.checkpoint()
             if flag.signal_number is not None:
@@ -561,7 +643,7 @@ class Trainer:
 
     def _diverged(self, stats: dict[str, float], what: str, log_row: bool = True) -> None:
         if log_row:
-            self.metrics.append(self.row(stats, None))
+            self._append(self.row(stats, None))
         message = (
             f"run diverged at iteration {self.iteration} ({what}); metrics kept in {self.run_dir}, last good "
             "checkpoint untouched; try a smaller learning rate or more damping"

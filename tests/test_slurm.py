@@ -45,6 +45,17 @@ def test_srun_train(tmp_path: Path, data_dir: Path) -> None:
     assert summary["provenance"]["slurm_job_id"]
 
 
+def test_srun_two_tasks_train_data_parallel(tmp_path: Path, data_dir: Path) -> None:
+    """``srun --ntasks=2 train``: SLURM's own environment starts a two-rank gloo run with one run directory."""
+    result = run_cli("srun", "--ntasks=2", script("train"), *TINY, f"data_dir={data_dir}", "trainer.max_steps=4",
+                     "trainer.distributed=on", "optimizer=adam", "optimizer.batch_size=32",
+                     f"out_root={tmp_path / 'runs'}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (summary_file,) = (tmp_path / "runs").rglob("summary.json")
+    summary = json.loads(summary_file.read_text())
+    assert summary["status"] == "completed" and summary["iteration"] == 4 and summary["processes"] == 2
+
+
 def partition() -> str:
     """The cluster's default partition (``debug`` on scripts/slurm_local_cluster.sh's)."""
     names = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30).stdout.split()

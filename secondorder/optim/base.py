@@ -65,6 +65,9 @@ class Optimizer(ABC):
     # whether the method runs on a model whose forward is compiled (``trainer.compile``): methods that read layer
     # inputs and outputs through module hooks (K-FAC's statistics, George's centring) need the eager forward
     compile_ok: ClassVar[bool] = True
+    # whether the method runs data-parallel (``trainer.distributed``): it averages every batch mean it uses over the
+    # ranks (:func:`secondorder.distributed.average_`), so that R ranks reproduce one process on the union batch
+    distributed_ok: ClassVar[bool] = False
 
     def __init__(self, problem: Problem, cfg: Any) -> None:
         self.problem = problem

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from secondorder.distributed import average_
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.schedules import decay_checks, learning_rate, sutskever_momentum
 from secondorder.problems.samplers import Sampler
@@ -100,13 +101,16 @@ class AdamConfig:
 
 
 def _batch_objective(opt: Optimizer, sampler: Sampler) -> torch.Tensor:
-    """Draw a mini-batch, compute h on it and its gradient into ``.grad``; return h (detached)."""
+    """Draw a mini-batch, compute h on it and its gradient into ``.grad``; return h (detached). In a data-parallel
+    run both are this rank's shard means, averaged over the ranks into the union batch's (one all-reduce)."""
     batch = sampler.next(opt.cfg.batch_size)
     for p in opt.params:
         p.grad = None
     loss = opt.problem.objective(batch)
     loss.backward()
-    return loss.detach()
+    loss = loss.detach()
+    average_([*(p.grad for p in opt.params), loss])
+    return loss
 
 
 class _TorchOptimizer(Optimizer):
@@ -114,6 +118,7 @@ class _TorchOptimizer(Optimizer):
 
     stat_names = ("lr",)
     batch_statistics_ok = True
+    distributed_ok = True
 
     @abstractmethod
     def _make(self) -> torch.optim.Optimizer:
@@ -162,6 +167,7 @@ class Momentum(Optimizer):
     config_class = MomentumConfig
     stat_names = ("lr", "momentum")
     lookahead = False
+    distributed_ok = True
 
     def __init__(self, problem: Any, cfg: Any) -> None:
         super().__init__(problem, cfg)

@@ -1,0 +1,225 @@
+"""Data-parallel runs over ``torch.distributed``: who we are, and the one reduction every method uses.
+
+A run on R ranks is the run of one process on the *union* batch. Every rank builds the same model and the same
+sampler from the same seed, so all ranks draw the same union batch; each keeps its own contiguous shard of it
+(:class:`ShardedSampler`), which requires batches that split into R equal parts. Every per-case quantity the
+methods use is a mean over the cases of a batch — the objective h, its gradient, curvature products
+(1/N) Σ_n J_nᵀ H_L J_n v, factor statistics — so with equal shards the union's mean is the average of the R
+shard means (:func:`average_`), computed by one all-reduce. The ℓ2 prior is the same on every rank and passes
+through the average unchanged.
+
+Launchers (:func:`launch_environment`): ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``) or SLURM's ``srun`` with one task per process (``SLURM_PROCID``, ``SLURM_NTASKS``,
+``SLURM_LOCALID``; the rendezvous is the first node of the step on a port derived from the job id). The backend is
+NCCL on GPUs and gloo on CPUs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from secondorder.errors import ConfigError
+from secondorder.problems.samplers import Sampler
+
+MODES = ("auto", "off", "on")
+#: SLURM rendezvous port: this base plus the job id modulo ``PORT_SPAN`` (two steps of one job would collide, as
+#: they would under torchrun's fixed default)
+PORT_BASE, PORT_SPAN = 20000, 20000
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in the run: ``rank`` of ``world`` processes, ``local_rank`` on its node."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 writes the run directory; the others compute beside it."""
+        return self.rank == 0
+
+    @property
+    def parallel(self) -> bool:
+        return self.world > 1
+
+
+SINGLE = Ranks()
+
+
+def _integer(env: Mapping[str, str], key: str) -> int:
+    try:
+        return int(env[key])
+    except ValueError:
+        raise ConfigError(f"the launcher set {key}={env[key]!r}, not an integer; launch with torchrun or "
+                          "srun") from None
+
+
+def launch_environment(env: Mapping[str, str] | None = None) -> tuple[Ranks, dict[str, str]] | None:
+    """The ranks a launcher started this process with, and the rendezvous variables to set; ``None`` when no
+    launcher started more than one process (a plain ``train``, or ``srun`` with one task)."""
+    env = os.environ if env is None else env
+    if "WORLD_SIZE" in env and "RANK" in env:  # torchrun (or a hand-made launch that sets the same variables)
+        ranks = Ranks(_integer(env, "RANK"), _integer(env, "WORLD_SIZE"), _integer(env, "LOCAL_RANK")
+                      if "LOCAL_RANK" in env else 0)
+        rendezvous = {"MASTER_ADDR": env.get("MASTER_ADDR", "127.0.0.1"), "MASTER_PORT": env.get("MASTER_PORT",
+                                                                                                   "29500")}
+    elif "SLURM_PROCID" in env and "SLURM_STEP_ID" in env and _integer(env, "SLURM_NTASKS") > 1:
+        ranks = Ranks(_integer(env, "SLURM_PROCID"), _integer(env, "SLURM_NTASKS"), _integer(env, "SLURM_LOCALID"))
+        job = _integer(env, "SLURM_JOB_ID")
+        rendezvous = {"MASTER_ADDR": env.get("MASTER_ADDR") or _first_node(env),
+                      "MASTER_PORT": env.get("MASTER_PORT") or str(PORT_BASE + job % PORT_SPAN)}
+    else:
+        return None
+    if not 0 <= ranks.rank < ranks.world:
+        raise ConfigError(f"the launcher gave rank {ranks.rank} of {ranks.world} processes; relaunch with torchrun "
+                          "or srun")
+    return (ranks, rendezvous) if ranks.parallel else None
+
+
+def _first_node(env: Mapping[str, str]) -> str:
+    """The first host of the SLURM step (the rendezvous host), from ``scontrol show hostnames``."""
+    nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST")
+    if not nodes:
+        return "127.0.0.1"
+    try:
+        names = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True,
+                               timeout=30, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        names = []
+    return names[0] if names else nodes.split(",")[0]
+
+
+def initialise(mode: str, device: torch.device, env: Mapping[str, str] | None = None,
+               timeout_s: float = 600.0) -> Ranks:
+    """Join the launcher's process group for ``trainer.distributed`` = ``mode`` and return this process's ranks.
+
+    ``off``: one process, whatever launched it. ``auto``: the launcher's group when there is one. ``on``: the
+    launcher's group, refused in one line without one. Joining twice (several runs in one process) reuses it."""
+    if mode not in MODES:
+        raise ConfigError(f"trainer.distributed={mode} is not one of {', '.join(MODES)}")
+    launched = launch_environment(env) if mode != "off" else None
+    if launched is None:
+        if mode == "on":
+            raise ConfigError("trainer.distributed=on but no launcher started several processes; launch with "
+                              "`torchrun --nproc_per_node=N train ...` or `srun --ntasks=N train ...`")
+        return SINGLE
+    ranks, rendezvous = launched
+    if dist.is_initialized():
+        if (dist.get_rank(), dist.get_world_size()) != (ranks.rank, ranks.world):
+            raise ConfigError("a process group with other ranks is already running in this process")
+        return ranks
+    for key, value in rendezvous.items():
+        os.environ.setdefault(key, value)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world, timeout=timedelta(seconds=timeout_s))
+    atexit.register(_leave)
+    return ranks
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_device(device: torch.device, ranks: Ranks) -> torch.device:
+    """One GPU per process: rank ``local_rank`` of a node takes ``cuda:local_rank`` (the CPU is shared)."""
+    if device.type != "cuda" or not ranks.parallel:
+        return device
+    chosen = torch.device("cuda", ranks.local_rank)
+    torch.cuda.set_device(chosen)
+    return chosen
+
+
+def world() -> int:
+    """Processes in the running group (1 without one)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def average_(tensors: Sequence[Tensor]) -> None:
+    """Replace every tensor by its average over the ranks, in place (one all-reduce for the lot; nothing on
+    one process). Tensors of one dtype and device are flattened into one buffer, so a method's gradient costs a
+    single collective however many parameters it has."""
+    size = world()
+    if size == 1 or not tensors:
+        return
+    groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+    for tensor in tensors:
+        groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
+    for members in groups.values():
+        flat = torch.cat([t.reshape(-1) for t in members])
+        dist.all_reduce(flat)
+        flat.div_(size)
+        offset = 0
+        for t in members:
+            t.copy_(flat[offset: offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
+def agree(values: Sequence[float]) -> list[float]:
+    """The largest of each value over the ranks (the loop's stopping decisions: step time, a signal), so that
+    every rank stops, evaluates and checkpoints at the same iteration."""
+    if world() == 1:
+        return list(values)
+    buffer = torch.tensor(list(values), dtype=torch.float64)
+    dist.all_reduce(buffer, op=dist.ReduceOp.MAX)
+    return buffer.tolist()
+
+
+def broadcast(value: Any) -> Any:
+    """Rank 0's value of a picklable object, on every rank."""
+    if world() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if world() > 1:
+        dist.barrier()
+
+
+class ShardedSampler(Sampler):
+    """Rank r's contiguous share of every union batch the wrapped sampler draws (the same on every rank).
+
+    ``split(batch, index)`` cuts the cases ``index`` out of a batch (the problem's ``subset``). ``examples_seen``
+    and ``epochs`` are the union's, so a distributed run's log reads like the one-process run's."""
+
+    def __init__(self, inner: Sampler, split: Any, ranks: Ranks, cases: Any) -> None:
+        self.inner, self.split, self.ranks, self.cases = inner, split, ranks, cases
+
+    @property
+    def examples_seen(self) -> int:  # type: ignore[override]
+        return self.inner.examples_seen
+
+    def next(self, batch_size: int) -> Any:
+        union = self.inner.next(batch_size)
+        n = self.cases(union)
+        if n % self.ranks.world:
+            raise ConfigError(f"a batch of {n} cases does not split into {self.ranks.world} equal shards; choose "
+                              f"batch sizes divisible by the number of processes ({self.ranks.world})")
+        share = n // self.ranks.world
+        start = self.ranks.rank * share
+        return self.split(union, torch.arange(start, start + share))
+
+    @property
+    def epochs(self) -> float:
+        return self.inner.epochs
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)

@@ -1,0 +1,186 @@
+"""Data-parallel runs (``trainer.distributed``): two gloo processes on the CPU reproduce the one-process run on the
+same union batches, a resume from a mid-run checkpoint included; rank 0 alone writes; what cannot run data-parallel
+is refused in one line on every rank, without a hang.
+
+The oracle is the one-process run itself, in float64: averaging two equal shard means is the union mean up to
+rounding, so every metric agrees to 1e-10 relative (a run that summed instead of averaged, sharded unequally or
+let one rank's ℓ2 prior count twice is off by O(1)).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from secondorder import distributed
+from secondorder.distributed import Ranks, ShardedSampler, launch_environment
+from secondorder.errors import ConfigError
+from secondorder.problems.samplers import EpochSampler
+from tests.conftest import TINY
+from tests.helpers import script
+
+RUN = [*TINY, "trainer.dtype=float64", "trainer.log_every=1", "trainer.eval_every=4", "trainer.progress=false"]
+TIMING = ("wall_time_s",)
+
+
+# ---------------------------------------------------------------- the launchers' environments
+def test_torchrun_environment_gives_the_ranks_and_the_rendezvous() -> None:
+    env = {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "node7", "MASTER_PORT": "29511"}
+    ranks, rendezvous = launch_environment(env)
+    assert ranks == Ranks(1, 4, 1) and not ranks.main and ranks.parallel
+    assert rendezvous == {"MASTER_ADDR": "node7", "MASTER_PORT": "29511"}
+
+
+def test_srun_environment_gives_the_ranks_and_a_port_from_the_job_id() -> None:
+    env = {"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_LOCALID": "0", "SLURM_STEP_ID": "0",
+           "SLURM_JOB_ID": "20123", "MASTER_ADDR": "n1"}
+    ranks, rendezvous = launch_environment(env)
+    assert ranks == Ranks(0, 2, 0) and ranks.main
+    assert rendezvous == {"MASTER_ADDR": "n1", "MASTER_PORT": str(distributed.PORT_BASE + 123)}
+
+
+@pytest.mark.parametrize("env", [{}, {"RANK": "0", "WORLD_SIZE": "1"},
+                                 {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_STEP_ID": "0"},
+                                 {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_ID": "1"}])  # sbatch, no srun
+def test_one_process_is_not_a_distributed_launch(env: dict[str, str]) -> None:
+    assert launch_environment(env) is None
+
+
+def test_impossible_launcher_values_are_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match="not an integer"):
+        launch_environment({"RANK": "x", "WORLD_SIZE": "2"})
+    with pytest.raises(ConfigError, match="rank 3 of 2"):
+        launch_environment({"RANK": "3", "WORLD_SIZE": "2"})
+
+
+def test_distributed_on_without_a_launcher_is_refused_and_off_ignores_one() -> None:
+    with pytest.raises(ConfigError, match="torchrun"):
+        distributed.initialise("on", torch.device("cpu"), env={})
+    launched = {"RANK": "1", "WORLD_SIZE": "2"}
+    assert distributed.initialise("off", torch.device("cpu"), env=launched) == distributed.SINGLE
+    assert distributed.initialise("auto", torch.device("cpu"), env={}) == distributed.SINGLE
+
+
+def test_the_shards_of_the_ranks_make_up_the_union_batch() -> None:
+    inputs, targets = torch.arange(40.0).view(20, 2), torch.arange(20)
+    union = EpochSampler(inputs, targets, seed=3).next(8)
+    shards = []
+    for rank in range(2):
+        sampler = ShardedSampler(EpochSampler(inputs, targets, seed=3), lambda b, i: (b[0][i], b[1][i]),
+                                 Ranks(rank, 2), lambda b: b[0].shape[0])
+        shards.append(sampler.next(8))
+        assert sampler.examples_seen == 8 and sampler.epochs == pytest.approx(0.4)
+    assert torch.equal(torch.cat([s[0] for s in shards]), union[0])
+    assert torch.equal(torch.cat([s[1] for s in shards]), union[1])
+    odd = ShardedSampler(EpochSampler(inputs, targets, seed=3), None, Ranks(0, 2), lambda b: b[0].shape[0])
+    with pytest.raises(ConfigError, match="divisible by the number of processes"):
+        odd.next(7)
+
+
+# ---------------------------------------------------------------- two gloo processes against one
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(ranks: int, args: list[str], cwd: Path, timeout: float = 240) -> list[subprocess.CompletedProcess[str]]:
+    """``train`` as ``torchrun --nproc_per_node=ranks`` would start it (the same environment variables)."""
+    port = str(free_port())
+    processes = []
+    for rank in range(ranks):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(ranks), "LOCAL_RANK": str(rank),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+        if ranks == 1:
+            env = {k: v for k, v in env.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        processes.append(subprocess.Popen([script("train"), *args], cwd=cwd, env=env, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return results
+
+
+def assert_same_metrics(a: Path, b: Path) -> None:
+    left, right = pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv")
+    assert list(left.columns) == list(right.columns) and len(left) == len(right)
+    for column in left.columns:
+        if column in TIMING:
+            continue
+        for x, y in zip(left[column], right[column], strict=True):
+            if isinstance(x, float) and math.isnan(x):
+                assert math.isnan(y), column
+            else:
+                assert y == pytest.approx(x, rel=1e-10, abs=1e-300), column
+
+
+@pytest.mark.parametrize("method", [["optimizer=adam"], ["optimizer=nesterov", "optimizer.lr=0.001"]])
+def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_dir: Path,
+                                                           method: list[str]) -> None:
+    common = [*RUN, *method, f"data_dir={data_dir}", "optimizer.batch_size=32", "trainer.checkpoint_every=5"]
+    (single,) = launch(1, [*common, "trainer.max_steps=10", f"run_dir={tmp_path / 'one'}"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    # two ranks: 6 steps, then continued to 10 from the checkpoint written at the end of the first launch
+    out = tmp_path / "runs"
+    for steps, resume in ((6, "false"), (10, "true")):
+        results = launch(2, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
+                             f"run_dir={tmp_path / 'two'}", f"out_root={out}"], tmp_path)
+        assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    assert_same_metrics(tmp_path / "one", tmp_path / "two")
+    summary = pd.read_json(tmp_path / "two" / "summary.json", typ="series")
+    assert summary["status"] == "completed" and summary["iteration"] == 10 and summary["processes"] == 2
+    assert not out.exists()  # rank 1 left nothing behind: its Hydra record went to a scratch folder
+
+
+def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> None:
+    results = launch(2, [*RUN, f"data_dir={data_dir}", "optimizer=sgd", "trainer.max_steps=3",
+                         f"out_root={tmp_path / 'runs'}"], tmp_path)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    runs = [p.parent for p in (tmp_path / "runs").rglob("summary.json")]
+    assert len(runs) == 1  # one run directory, however many processes
+    assert sorted(p.name for p in (tmp_path / "runs").rglob("*") if p.is_file() and ".hydra" not in p.parts) == \
+        sorted(["checkpoint.pt", "config.yaml", "metrics.csv", "summary.json", "cli.log"])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optimizer=kfac"], "optimizer=kfac does not run data-parallel yet"),
+    (["optimizer=adam", "optimizer.batch_size=31"], "does not split into 2 equal shards"),
+])
+def test_what_cannot_run_data_parallel_is_refused_on_every_rank(tmp_path: Path, data_dir: Path,
+                                                                 overrides: list[str], message: str) -> None:
+    results = launch(2, [*RUN, f"data_dir={data_dir}", *overrides, "trainer.max_steps=3",
+                         f"run_dir={tmp_path / 'r'}"], tmp_path, timeout=120)
+    for result in results:
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if line.startswith("train: error:")]
+        assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+
+
+def test_a_refused_run_directory_stops_every_rank(tmp_path: Path, data_dir: Path) -> None:
+    args = [*RUN, f"data_dir={data_dir}", "optimizer=sgd", "trainer.max_steps=2", f"run_dir={tmp_path / 'r'}"]
+    assert all(r.returncode == 0 for r in launch(2, args, tmp_path))
+    results = launch(2, args, tmp_path, timeout=120)  # resume=false on a folder that holds a run
+    assert all(r.returncode != 0 for r in results)
+    assert "already holds a run" in results[0].stderr and "rank 0 refused the run" in results[1].stderr
+
+
+def test_multirun_in_a_distributed_launch_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "2", "MASTER_PORT": str(free_port())}
+    result = subprocess.run([script("train"), "-m", "optimizer=sgd,adam", *RUN], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "runs one configuration" in result.stderr
+
+
+def test_average_is_the_identity_on_one_process() -> None:
+    tensor = torch.tensor([1.0, 2.0])
+    distributed.average_([tensor])
+    assert tensor.tolist() == [1.0, 2.0] and sys.modules["secondorder.distributed"].world() == 1
