@@ -192,13 +192,17 @@ def barrier() -> None:
 
 
 class ShardedSampler(Sampler):
-    """Rank r's contiguous share of every union batch the wrapped sampler draws (the same on every rank).
+    """Rank r's share of every union batch the wrapped sampler draws (the same on every rank): the cases r, r + R,
+    r + 2R, … — strided rather than contiguous, so that the first k cases of the union (a method's statistics or
+    curvature subset of its batch) are spread over the ranks, about k / R on each, instead of all on rank 0.
 
-    ``split(batch, index)`` cuts the cases ``index`` out of a batch (the problem's ``subset``). ``examples_seen``
-    and ``epochs`` are the union's, so a distributed run's log reads like the one-process run's."""
+    ``split(batch, index)`` cuts the cases ``index`` out of a batch (the problem's ``subset``). ``examples_seen``,
+    ``epochs`` and ``n`` (the training-set size, for batch-size schedules) are the union's, so a distributed run's
+    log reads like the one-process run's."""
 
     def __init__(self, inner: Sampler, split: Any, ranks: Ranks, cases: Any) -> None:
         self.inner, self.split, self.ranks, self.cases = inner, split, ranks, cases
+        self.n = getattr(inner, "n", None)
 
     @property
     def examples_seen(self) -> int:  # type: ignore[override]
@@ -210,9 +214,7 @@ class ShardedSampler(Sampler):
         if n % self.ranks.world:
             raise ConfigError(f"a batch of {n} cases does not split into {self.ranks.world} equal shards; choose "
                               f"batch sizes divisible by the number of processes ({self.ranks.world})")
-        share = n // self.ranks.world
-        start = self.ranks.rank * share
-        return self.split(union, torch.arange(start, start + share))
+        return self.split(union, torch.arange(self.ranks.rank, n, self.ranks.world))
 
     @property
     def epochs(self) -> float:

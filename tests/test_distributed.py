@@ -69,7 +69,7 @@ def test_distributed_on_without_a_launcher_is_refused_and_off_ignores_one() -> N
     assert distributed.initialise("auto", torch.device("cpu"), env={}) == distributed.SINGLE
 
 
-def test_the_shards_of_the_ranks_make_up_the_union_batch() -> None:
+def test_the_strided_shards_of_the_ranks_make_up_the_union_batch() -> None:
     inputs, targets = torch.arange(40.0).view(20, 2), torch.arange(20)
     union = EpochSampler(inputs, targets, seed=3).next(8)
     shards = []
@@ -78,8 +78,9 @@ def test_the_shards_of_the_ranks_make_up_the_union_batch() -> None:
                                  Ranks(rank, 2), lambda b: b[0].shape[0])
         shards.append(sampler.next(8))
         assert sampler.examples_seen == 8 and sampler.epochs == pytest.approx(0.4)
-    assert torch.equal(torch.cat([s[0] for s in shards]), union[0])
-    assert torch.equal(torch.cat([s[1] for s in shards]), union[1])
+    assert torch.equal(torch.stack([s[0] for s in shards], 1).reshape(8, 2), union[0])  # rank r: cases r, r + 2, …
+    assert torch.equal(torch.stack([s[1] for s in shards], 1).reshape(8), union[1])
+    assert sampler.n == 20
     odd = ShardedSampler(EpochSampler(inputs, targets, seed=3), None, Ranks(0, 2), lambda b: b[0].shape[0])
     with pytest.raises(ConfigError, match="divisible by the number of processes"):
         odd.next(7)
