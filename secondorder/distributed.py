@@ -1,12 +1,11 @@
 """Data-parallel runs over ``torch.distributed``: who we are, and the one reduction every method uses.
 
 A run on R ranks is the run of one process on the *union* batch. Every rank builds the same model and the same
-sampler from the same seed, so all ranks draw the same union batch; each keeps its own contiguous shard of it
-(:class:`ShardedSampler`), which requires batches that split into R equal parts. Every per-case quantity the
-methods use is a mean over the cases of a batch — the objective h, its gradient, curvature products
-(1/N) Σ_n J_nᵀ H_L J_n v, factor statistics — so with equal shards the union's mean is the average of the R
-shard means (:func:`average_`), computed by one all-reduce. The ℓ2 prior is the same on every rank and passes
-through the average unchanged.
+sampler from the same seed, so all ranks draw the same union batch; each keeps its own strided shard of it
+(:class:`ShardedSampler`). Every per-case quantity the methods use is a mean over the cases of a batch — the
+objective h, its gradient, curvature products (1/N) Σ_n J_nᵀ H_L J_n v, factor statistics — so the union's mean is
+the case-weighted average of the shard means, Σ_r n_r m_r / Σ_r n_r (:func:`mean_`), computed by one all-reduce.
+The ℓ2 prior is the same on every rank and passes through the average unchanged.
 
 Launchers (:func:`launch_environment`): ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) or SLURM's ``srun`` with one task per process (``SLURM_PROCID``, ``SLURM_NTASKS``,
@@ -147,20 +146,22 @@ def world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def average_(tensors: Sequence[Tensor]) -> None:
-    """Replace every tensor by its average over the ranks, in place (one all-reduce for the lot; nothing on
-    one process). Tensors of one dtype and device are flattened into one buffer, so a method's gradient costs a
-    single collective however many parameters it has."""
+def mean_(tensors: Sequence[Tensor], cases: int) -> None:
+    """Turn every tensor from this rank's mean over its ``cases`` into the mean over the union of all ranks' cases,
+    in place: t ← Σ_r n_r t_r / Σ_r n_r, one all-reduce for the lot (the counts ride along); nothing on one
+    process. Shards may be unequal (a batch of 31 on 2 ranks: 16 and 15). A term every rank adds alike — the ℓ2
+    prior — passes through unchanged, since its weights sum to one."""
     size = world()
     if size == 1 or not tensors:
         return
     groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
     for tensor in tensors:
         groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
-    for members in groups.values():
-        flat = torch.cat([t.reshape(-1) for t in members])
+    for (dtype, device), members in groups.items():
+        flat = torch.cat([*(t.reshape(-1) * cases for t in members), torch.tensor([cases], dtype=dtype,
+                                                                                  device=device)])
         dist.all_reduce(flat)
-        flat.div_(size)
+        flat = flat[:-1] / flat[-1]
         offset = 0
         for t in members:
             t.copy_(flat[offset: offset + t.numel()].view_as(t))
@@ -211,9 +212,9 @@ class ShardedSampler(Sampler):
     def next(self, batch_size: int) -> Any:
         union = self.inner.next(batch_size)
         n = self.cases(union)
-        if n % self.ranks.world:
-            raise ConfigError(f"a batch of {n} cases does not split into {self.ranks.world} equal shards; choose "
-                              f"batch sizes divisible by the number of processes ({self.ranks.world})")
+        if n < self.ranks.world:
+            raise ConfigError(f"a batch of {n} cases cannot feed {self.ranks.world} processes; use batches of at "
+                              f"least {self.ranks.world} cases or fewer processes")
         return self.split(union, torch.arange(self.ranks.rank, n, self.ranks.world))
 
     @property

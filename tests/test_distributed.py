@@ -2,9 +2,9 @@
 same union batches, a resume from a mid-run checkpoint included; rank 0 alone writes; what cannot run data-parallel
 is refused in one line on every rank, without a hang.
 
-The oracle is the one-process run itself, in float64: averaging two equal shard means is the union mean up to
-rounding, so every metric agrees to 1e-10 relative (a run that summed instead of averaged, sharded unequally or
-let one rank's ℓ2 prior count twice is off by O(1)).
+The oracle is the one-process run itself, in float64: the case-weighted average of the shard means is the union
+mean up to rounding, so every metric agrees to 1e-10 relative (a run that summed instead of averaged, weighted
+unequal shards equally or let one rank's ℓ2 prior count twice is off by far more).
 """
 
 from __future__ import annotations
@@ -81,9 +81,15 @@ def test_the_strided_shards_of_the_ranks_make_up_the_union_batch() -> None:
     assert torch.equal(torch.stack([s[0] for s in shards], 1).reshape(8, 2), union[0])  # rank r: cases r, r + 2, …
     assert torch.equal(torch.stack([s[1] for s in shards], 1).reshape(8), union[1])
     assert sampler.n == 20
-    odd = ShardedSampler(EpochSampler(inputs, targets, seed=3), None, Ranks(0, 2), lambda b: b[0].shape[0])
-    with pytest.raises(ConfigError, match="divisible by the number of processes"):
-        odd.next(7)
+    last = ShardedSampler(EpochSampler(inputs, targets, seed=3), lambda b, i: (b[0][i], b[1][i]), Ranks(2, 3),
+                          lambda b: b[0].shape[0])
+    assert last.next(7)[1].tolist() == union7(inputs, targets)[2::3]  # unequal shards: 3, 2, 2 of 7
+    with pytest.raises(ConfigError, match="cannot feed 3 processes"):
+        last.next(2)
+
+
+def union7(inputs: torch.Tensor, targets: torch.Tensor) -> list[int]:
+    return EpochSampler(inputs, targets, seed=3).next(7)[1].tolist()
 
 
 # ---------------------------------------------------------------- two gloo processes against one
@@ -124,15 +130,19 @@ def assert_same_metrics(a: Path, b: Path) -> None:
                 assert y == pytest.approx(x, rel=1e-10, abs=1e-300), column
 
 
-@pytest.mark.parametrize("method", [["optimizer=adam"], ["optimizer=nesterov", "optimizer.lr=0.001"]])
+@pytest.mark.parametrize("method", [["optimizer=adam", "optimizer.batch_size=32"],
+                                    ["optimizer=nesterov", "optimizer.lr=0.001", "optimizer.batch_size=31"]])
 def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_dir: Path,
                                                            method: list[str]) -> None:
-    common = [*RUN, *method, f"data_dir={data_dir}", "optimizer.batch_size=32", "trainer.checkpoint_every=5"]
-    (single,) = launch(1, [*common, "trainer.max_steps=10", f"run_dir={tmp_path / 'one'}"], tmp_path)
-    assert single.returncode == 0, single.stderr
-    # two ranks: 6 steps, then continued to 10 from the checkpoint written at the end of the first launch
+    """Equal shards (32 = 16 + 16) and unequal ones (31 = 16 + 15: a mean of the two shard means would be off)."""
+    common = [*RUN, *method, f"data_dir={data_dir}", "trainer.checkpoint_every=5"]
+    # 6 steps, then continued to 10 from the checkpoint written at the end of the first launch (which evaluates at
+    # its budget's end, so the one-process reference is split the same way)
     out = tmp_path / "runs"
     for steps, resume in ((6, "false"), (10, "true")):
+        (single,) = launch(1, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
+                               f"run_dir={tmp_path / 'one'}"], tmp_path)
+        assert single.returncode == 0, single.stderr
         results = launch(2, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
                              f"run_dir={tmp_path / 'two'}", f"out_root={out}"], tmp_path)
         assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
@@ -154,7 +164,7 @@ def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> No
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["optimizer=kfac"], "optimizer=kfac does not run data-parallel yet"),
-    (["optimizer=adam", "optimizer.batch_size=31"], "does not split into 2 equal shards"),
+    (["optimizer=adam", "optimizer.batch_size=1"], "cannot feed 2 processes"),
 ])
 def test_what_cannot_run_data_parallel_is_refused_on_every_rank(tmp_path: Path, data_dir: Path,
                                                                  overrides: list[str], message: str) -> None:
@@ -181,7 +191,7 @@ def test_multirun_in_a_distributed_launch_is_refused(tmp_path: Path, data_dir: P
     assert result.returncode != 0 and "runs one configuration" in result.stderr
 
 
-def test_average_is_the_identity_on_one_process() -> None:
+def test_the_union_mean_is_the_identity_on_one_process() -> None:
     tensor = torch.tensor([1.0, 2.0])
-    distributed.average_([tensor])
+    distributed.mean_([tensor], 7)
     assert tensor.tolist() == [1.0, 2.0] and sys.modules["secondorder.distributed"].world() == 1

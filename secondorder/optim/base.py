@@ -66,7 +66,7 @@ class Optimizer(ABC):
     # inputs and outputs through module hooks (K-FAC's statistics, George's centring) need the eager forward
     compile_ok: ClassVar[bool] = True
     # whether the method runs data-parallel (``trainer.distributed``): it averages every batch mean it uses over the
-    # ranks (:func:`secondorder.distributed.average_`), so that R ranks reproduce one process on the union batch
+    # ranks (:func:`secondorder.distributed.mean_`), so that R ranks reproduce one process on the union batch
     distributed_ok: ClassVar[bool] = False
 
     def __init__(self, problem: Problem, cfg: Any) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from secondorder.distributed import average_
+from secondorder.distributed import mean_
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.schedules import decay_checks, learning_rate, sutskever_momentum
 from secondorder.problems.samplers import Sampler
@@ -102,14 +102,14 @@ class AdamConfig:
 
 def _batch_objective(opt: Optimizer, sampler: Sampler) -> torch.Tensor:
     """Draw a mini-batch, compute h on it and its gradient into ``.grad``; return h (detached). In a data-parallel
-    run both are this rank's shard means, averaged over the ranks into the union batch's (one all-reduce)."""
+    run both are this rank's shard means, turned into the union batch's (one all-reduce, weighted by cases)."""
     batch = sampler.next(opt.cfg.batch_size)
     for p in opt.params:
         p.grad = None
     loss = opt.problem.objective(batch)
     loss.backward()
     loss = loss.detach()
-    average_([*(p.grad for p in opt.params), loss])
+    mean_([*(p.grad for p in opt.params), loss], opt.problem.cases(batch))
     return loss
 
 
