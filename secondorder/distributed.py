@@ -168,6 +168,52 @@ def mean_(tensors: Sequence[Tensor], cases: int) -> None:
             offset += t.numel()
 
 
+def place() -> tuple[int, int]:
+    """(rank, world) of this process in the running group; (0, 1) without one."""
+    return (dist.get_rank(), dist.get_world_size()) if world() > 1 else (0, 1)
+
+
+def union_count(cases: int) -> int:
+    """The number of cases of the union batch whose shard on this rank has ``cases``."""
+    if world() == 1:
+        return cases
+    total = torch.tensor([cases], dtype=torch.int64)
+    dist.all_reduce(total)
+    return int(total)
+
+
+def local_count(first: int) -> int:
+    """How many of the union batch's first ``first`` cases this rank holds: with strided shards they are the
+    first ``local_count(first)`` cases of its own shard (a method's statistics or curvature subset)."""
+    rank, size = place()
+    return len(range(rank, first, size))
+
+
+def gather_cases(local: Tensor) -> Tensor:
+    """The union of every rank's rows of a per-case tensor, in the union batch's order (rank r holds cases
+    r, r + R, …); the tensor itself on one process. For draws that must not depend on the number of ranks —
+    K-FAC's targets sampled from the model's predictive distribution draw at the union's shape, as one process
+    would, and each rank keeps its own rows (:func:`own_cases`)."""
+    _, size = place()
+    if size == 1:
+        return local
+    counts = [torch.zeros(1, dtype=torch.int64) for _ in range(size)]
+    dist.all_gather(counts, torch.tensor([local.shape[0]], dtype=torch.int64))
+    sizes = [int(c) for c in counts]
+    padded = torch.zeros((max(sizes), *local.shape[1:]), dtype=local.dtype, device=local.device)
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(size)]
+    dist.all_gather(parts, padded)
+    index = torch.arange(sum(sizes), device=local.device)
+    return torch.stack(parts)[index % size, index // size]
+
+
+def own_cases(union: Tensor) -> Tensor:
+    """This rank's rows of a union-ordered per-case tensor (the inverse of :func:`gather_cases`)."""
+    rank, size = place()
+    return union if size == 1 else union[rank::size]
+
+
 def agree(values: Sequence[float]) -> list[float]:
     """The largest of each value over the ranks (the loop's stopping decisions: step time, a signal), so that
     every rank stops, evaluates and checkpoints at the same iteration."""

@@ -130,16 +130,28 @@ def assert_same_metrics(a: Path, b: Path) -> None:
                 assert y == pytest.approx(x, rel=1e-10, abs=1e-300), column
 
 
-@pytest.mark.parametrize("method", [["optimizer=adam", "optimizer.batch_size=32"],
-                                    ["optimizer=nesterov", "optimizer.lr=0.001", "optimizer.batch_size=31"]])
+SECOND_ORDER = ["optimizer.batch_size=64", "optimizer.inverse_period=5", "optimizer.gamma_period=5"]
+
+
+@pytest.mark.parametrize("method", [
+    ["optimizer=adam", "optimizer.batch_size=32"],
+    pytest.param(["optimizer=nesterov", "optimizer.lr=0.001", "optimizer.batch_size=31"], marks=pytest.mark.slow),
+    # K-FAC's batch grows 64 → 65 at iteration 7 (unequal shards), inverses at 1–3, 5, 10; statistics on the first
+    # 8 cases, targets sampled; λ moves at 5 and 10, γ candidates at 5 and 10
+    ["optimizer=kfac", *SECOND_ORDER],
+    pytest.param(["optimizer=kfac_tridiag", *SECOND_ORDER], marks=pytest.mark.slow),
+    ["optimizer=kfra", "optimizer.batch_size=64"],
+], ids=["adam", "nesterov", "kfac", "kfac_tridiag", "kfra"])
 def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_dir: Path,
                                                            method: list[str]) -> None:
-    """Equal shards (32 = 16 + 16) and unequal ones (31 = 16 + 15: a mean of the two shard means would be off)."""
+    """Equal shards (32 = 16 + 16) and unequal ones (31 = 16 + 15: a mean of the two shard means would be off);
+    the K-FAC family with every batch mean it forms (gradient, factor statistics, the re-scaling's Gram, ρ's
+    objective) and its sampled targets drawn as one process draws them."""
     common = [*RUN, *method, f"data_dir={data_dir}", "trainer.checkpoint_every=5"]
     # 6 steps, then continued to 10 from the checkpoint written at the end of the first launch (which evaluates at
     # its budget's end, so the one-process reference is split the same way)
     out = tmp_path / "runs"
-    for steps, resume in ((6, "false"), (10, "true")):
+    for steps, resume in ((6, "false"), (12, "true")):
         (single,) = launch(1, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
                                f"run_dir={tmp_path / 'one'}"], tmp_path)
         assert single.returncode == 0, single.stderr
@@ -148,7 +160,7 @@ def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_
         assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
     assert_same_metrics(tmp_path / "one", tmp_path / "two")
     summary = pd.read_json(tmp_path / "two" / "summary.json", typ="series")
-    assert summary["status"] == "completed" and summary["iteration"] == 10 and summary["processes"] == 2
+    assert summary["status"] == "completed" and summary["iteration"] == 12 and summary["processes"] == 2
     assert not out.exists()  # rank 1 left nothing behind: its Hydra record went to a scratch folder
 
 
@@ -163,7 +175,7 @@ def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> No
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["optimizer=kfac"], "optimizer=kfac does not run data-parallel yet"),
+    (["optimizer=hf"], "optimizer=hf does not run data-parallel yet"),
     (["optimizer=adam", "optimizer.batch_size=1"], "cannot feed 2 processes"),
 ])
 def test_what_cannot_run_data_parallel_is_refused_on_every_rank(tmp_path: Path, data_dir: Path,

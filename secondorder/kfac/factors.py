@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from secondorder.distributed import gather_cases, mean_, own_cases
 from secondorder.kfac.layers import LinearLayers
 
 
@@ -86,13 +87,15 @@ def collect_statistics(layers: LinearLayers, run_forward, loss, targets: str,
     """One statistics pass: forward with capture, then the backward pass(es) that give g.
 
     ``run_forward()`` returns the network outputs z (n, d) for the statistics cases and their training
-    targets y (used only with ``targets="empirical"``).
+    targets y (used only with ``targets="empirical"``). In a data-parallel run the sampled targets are drawn at
+    the union's shape, as one process would draw them, each rank keeping its own rows, and the estimates are the
+    union's means (:mod:`secondorder.distributed`; nothing changes on one process).
     """
     with layers.capture():
         z, y = run_forward()
         inputs = list(layers.inputs)
         if targets == "sampled":
-            y_s = loss.sample_targets(z, generator)
+            y_s = own_cases(loss.sample_targets(gather_cases(z.detach()), generator))
             grads = [layers.backward_grads(loss.per_case(z, y_s).sum())]
         elif targets == "empirical":
             grads = [layers.backward_grads(loss.per_case(z, y).sum())]
@@ -108,5 +111,11 @@ def collect_statistics(layers: LinearLayers, run_forward, loss, targets: str,
             estimates["G"] = [g * len(grads) for g in estimates["G"]]  # a sum over k, not a mean over draws
             if cross:
                 estimates["G_cross"] = [g * len(grads) for g in estimates["G_cross"]]
-            return estimates
-    return KroneckerFactors.estimates([a.detach() for a in inputs], grads, cross)
+            return union_means(estimates, z.shape[0])
+    return union_means(KroneckerFactors.estimates([a.detach() for a in inputs], grads, cross), z.shape[0])
+
+
+def union_means(estimates: dict[str, list[Tensor]], cases: int) -> dict[str, list[Tensor]]:
+    """The union batch's means from this rank's means over its ``cases`` (one all-reduce; as is on one process)."""
+    mean_([t for values in estimates.values() for t in values], cases)
+    return estimates

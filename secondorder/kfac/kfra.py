@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from secondorder.distributed import mean_
 from secondorder.errors import ConfigError
 from secondorder.kfac.layers import LinearLayers
 from secondorder.losses import MatchingLoss
@@ -61,11 +62,16 @@ def kfra_statistics(layers: LinearLayers, activations: list[nn.Module], run_forw
         pre = [o.detach() for o in layers.outputs]
     n = z.shape[0]
     A = [a.T @ a / n for a in inputs]
-    G: list[Tensor] = [loss.mean_output_hessian(z.detach(), y)]
+    top = loss.mean_output_hessian(z.detach(), y)
+    slopes = []  # (1/N) F′_{λ−1}ᵀ F′_{λ−1} below each layer λ = L … 2
     for i in range(len(layers) - 1, 0, -1):
-        weight = layers.modules[i].weight.detach()
         h = pre[i - 1]
         act = activations[i - 1]
         derivative = DERIVATIVES[type(act)](h, act(h))
-        G.insert(0, (weight.T @ G[0] @ weight) * (derivative.T @ derivative / n))
+        slopes.append(derivative.T @ derivative / n)
+    mean_([*A, top, *slopes], n)  # every batch mean of the recursion is the union's in a data-parallel run
+    G: list[Tensor] = [top]
+    for i, slope in zip(range(len(layers) - 1, 0, -1), slopes, strict=True):
+        weight = layers.modules[i].weight.detach()
+        G.insert(0, (weight.T @ G[0] @ weight) * slope)
     return {"A": A, "G": G}

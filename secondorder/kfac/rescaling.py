@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from secondorder.curvature.params import ParamDict
+from secondorder.distributed import mean_
 
 
 def output_jvps(problem: Any, batch: Any, params: ParamDict, directions: list[ParamDict]) -> tuple[Tensor,
@@ -45,12 +46,13 @@ def quadratic_terms(vectors: list[Tensor], jvs: list[Tensor], hvs: list[Tensor],
                     n_fisher: int) -> tuple[Tensor, Tensor, Tensor]:
     """[uᵢᵀ F uⱼ], [uᵢᵀ uⱼ] and [∇hᵀ uᵢ] for the flat directions uᵢ, in float64 on the host.
 
-    ``jvs[i]`` = J uᵢ and ``hvs[i]`` = F_R J uᵢ (summed over the ``n_fisher`` cases), so
+    ``jvs[i]`` = J uᵢ and ``hvs[i]`` = F_R J uᵢ (summed over this rank's ``n_fisher`` cases), so
     uᵢᵀ F uⱼ = Σ (J uᵢ) ⊙ (F_R J uⱼ) / n_fisher; the Gram matrix is symmetrised. Everything is computed on the
     device and moved in one transfer (one synchronisation instead of one per entry).
     """
     r = len(vectors)
     gram = torch.stack([(jvs[i] * hvs[j]).sum() for i in range(r) for j in range(r)]) / n_fisher
+    mean_([gram], n_fisher)  # over the union's Fisher cases in a data-parallel run (the rest is replicated)
     dots = torch.stack([vectors[i] @ vectors[j] for i in range(r) for j in range(r)])
     rhs = torch.stack([grad_flat @ u for u in vectors])
     packed = torch.cat([gram, dots, rhs]).to("cpu", torch.float64)

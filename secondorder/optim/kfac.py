@@ -49,6 +49,8 @@ from torch import Tensor
 
 from secondorder.curvature.params import ParamDict, detached_params
 from secondorder.curvature.products import curvature_targets
+from secondorder.distributed import local_count, mean_, union_count, world
+from secondorder.errors import ConfigError
 from secondorder.kfac.factors import KroneckerFactors, collect_statistics
 from secondorder.kfac.inverses import (
     BlockDiagonalInverse,
@@ -146,6 +148,7 @@ def solve_step_coefficients(gram: Tensor, dots: Tensor, rhs: Tensor, damping: fl
 class KFAC(Optimizer):
     config_class = KFACConfig
     compile_ok = False  # its statistics come from module hooks (trainer.compile)
+    distributed_ok = True  # gradient, factor statistics, the re-scaling's Gram and ρ's objective: union means
     stat_names = ("lambda", "gamma", "alpha", "mu", "rho", "batch_size", "model_change")
 
     def __init__(self, problem: Any, cfg: KFACConfig) -> None:
@@ -182,11 +185,22 @@ class KFAC(Optimizer):
 
     # ------------------------------------------------------------------ pieces
     def _gradient(self, batch: Any) -> tuple[float, ParamDict]:
+        """h and ∇h on the batch (the union batch's in a data-parallel run: one all-reduce)."""
         names = [n for n, p in self.problem.model.named_parameters() if p.requires_grad]
         params = [p for p in self.problem.model.parameters() if p.requires_grad]
         h = self.problem.objective(batch)
-        grads = torch.autograd.grad(h, params)
-        return float(h.detach()), {n: g.detach() for n, g in zip(names, grads, strict=True)}
+        grads = [g.detach() for g in torch.autograd.grad(h, params)]
+        h = h.detach()
+        mean_([*grads, h], self.problem.cases(batch))
+        return float(h), dict(zip(names, grads, strict=True))
+
+    def _first_cases(self, batch: Any, union: int, fraction: float) -> Any:
+        """The first ⌈fraction · m⌉ cases of the (union) batch of m cases — on this rank, its share of them."""
+        first = max(1, math.ceil(fraction * union))
+        if first < world():
+            raise ConfigError(f"K-FAC's subset of {first} cases (a fraction {fraction:g} of a batch of {union}) "
+                              f"cannot feed {world()} processes; use a larger batch or fewer processes")
+        return self.problem.subset(batch, torch.arange(local_count(first)))
 
     def _gamma_candidates(self, k: int) -> list[float]:
         if k % self.cfg.gamma_period != 0:
@@ -218,9 +232,9 @@ class KFAC(Optimizer):
         if not finite:
             return StepResult(h0 if not math.isfinite(h0) else math.nan, costs, stats)
 
-        cases = torch.arange(int(problem.case_slices(batch)[0].shape[0]))
-        stats_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.stats_fraction * len(cases)))])
-        fisher_batch = problem.subset(batch, cases[: max(1, math.ceil(cfg.fisher_fraction * len(cases)))])
+        union = union_count(int(problem.case_slices(batch)[0].shape[0]))
+        stats_batch = self._first_cases(batch, union, cfg.stats_fraction)
+        fisher_batch = self._first_cases(batch, union, cfg.fisher_fraction)
         with self.phases("statistics"):
             if cfg.factors == "kfra":
                 estimates = kfra_statistics(self.layers, self.activations, lambda: problem.outputs(stats_batch),
@@ -288,7 +302,9 @@ class KFAC(Optimizer):
         if k % cfg.lambda_period == 0:
             with torch.no_grad(), self.phases("damping"):
                 moved = {n: params[n] + step[n] for n in params}
-                h1 = float(problem.objective_at(batch, moved))
+                moved_objective = problem.objective_at(batch, moved)
+                mean_([moved_objective], problem.cases(batch))
+                h1 = float(moved_objective)
             costs.forward_passes += 1
             rho = -math.inf if (not math.isfinite(h1) or h1 > h0 or change >= 0) else (h1 - h0) / change
             stats["rho"] = rho
