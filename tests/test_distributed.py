@@ -117,17 +117,19 @@ def launch(ranks: int, args: list[str], cwd: Path, timeout: float = 240) -> list
     return results
 
 
-def assert_same_metrics(a: Path, b: Path) -> None:
+def assert_same_metrics(a: Path, b: Path, rel: float = 1e-10, exact_until: int | None = None) -> None:
+    """Every metric of every row to ``rel``; rows after iteration ``exact_until`` (when given) to 1e-4."""
     left, right = pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv")
     assert list(left.columns) == list(right.columns) and len(left) == len(right)
     for column in left.columns:
         if column in TIMING:
             continue
-        for x, y in zip(left[column], right[column], strict=True):
+        for it, x, y in zip(left["iteration"], left[column], right[column], strict=True):
             if isinstance(x, float) and math.isnan(x):
                 assert math.isnan(y), column
             else:
-                assert y == pytest.approx(x, rel=1e-10, abs=1e-300), column
+                tolerance = rel if exact_until is None or it <= exact_until else 1e-4
+                assert y == pytest.approx(x, rel=tolerance, abs=1e-300), (column, it)
 
 
 SECOND_ORDER = ["optimizer.batch_size=64", "optimizer.inverse_period=5", "optimizer.gamma_period=5"]
@@ -164,6 +166,26 @@ def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_
     assert not out.exists()  # rank 1 left nothing behind: its Hydra record went to a scratch folder
 
 
+def test_hf_on_two_ranks_follows_one_process(tmp_path: Path, data_dir: Path) -> None:
+    """HF with every gradient, CG product (a curvature chunk of 16 of the 64 cases) and objective as union means.
+
+    HF's iterates amplify rounding: on one process alone a 1e-15 relative change of its diagonal preconditioner moves
+    ρ by ~1e-6 within one iteration (measured), and CG with warm starts carries such differences on, so the two
+    runs agree to 1e-9 over the first two iterations and stay within 1e-4 over eight (a missing union mean is off by
+    O(1) at once). Without the preconditioner and CG-backtracking, whose choice among stored iterates turns near-ties
+    of h into different steps."""
+    common = [*RUN, f"data_dir={data_dir}", "optimizer=hf", "optimizer.gradient_batch=64", "optimizer.max_cg_iters=30",
+              "optimizer.preconditioner=none", "optimizer.backtracking=false", "trainer.checkpoint_every=3"]
+    for steps, resume in ((4, "false"), (8, "true")):
+        (single,) = launch(1, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
+                               f"run_dir={tmp_path / 'one'}"], tmp_path)
+        assert single.returncode == 0, single.stderr
+        results = launch(2, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
+                             f"run_dir={tmp_path / 'two'}"], tmp_path)
+        assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    assert_same_metrics(tmp_path / "one", tmp_path / "two", rel=1e-9, exact_until=2)
+
+
 def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> None:
     results = launch(2, [*RUN, f"data_dir={data_dir}", "optimizer=sgd", "trainer.max_steps=3",
                          f"out_root={tmp_path / 'runs'}"], tmp_path)
@@ -175,7 +197,8 @@ def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> No
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["optimizer=hf"], "optimizer=hf does not run data-parallel yet"),
+    (["optimizer=ncg"], "optimizer=ncg does not run data-parallel yet"),
+    (["optimizer=hf", "optimizer.preconditioner=ggn_diagonal"], "ggn_diagonal draws random vectors"),
     (["optimizer=adam", "optimizer.batch_size=1"], "cannot feed 2 processes"),
 ])
 def test_what_cannot_run_data_parallel_is_refused_on_every_rank(tmp_path: Path, data_dir: Path,

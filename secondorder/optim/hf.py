@@ -49,6 +49,7 @@ from secondorder.curvature import (
 from secondorder.curvature.layered import LayeredGaussNewton, supports_layered
 from secondorder.curvature.params import ParamDict
 from secondorder.curvature.recurrent import RecurrentGaussNewton, supports_bptt
+from secondorder.distributed import mean_, place, union_count, world
 from secondorder.errors import ConfigError
 from secondorder.optim.base import Optimizer, StepCosts, StepResult
 from secondorder.optim.cg import STOP_CODES, ObjectiveReductionStop, backtracking_schedule, pcg
@@ -121,6 +122,9 @@ class HessianFree(Optimizer):
     config_class = HFConfig
     stat_names = ("lambda", "rho", "cg_iters", "cg_stop", "cg_chosen_iter", "cg_q", "step_size",
                   "grad_norm")
+    # gradient, preconditioner diagonal, every curvature product and every objective value as union means; CG,
+    # backtracking and the line search then run identically on every rank
+    distributed_ok = True
 
     def __init__(self, problem: Any, cfg: HFConfig) -> None:
         super().__init__(problem, cfg)
@@ -130,14 +134,19 @@ class HessianFree(Optimizer):
         self.schedule = backtracking_schedule(cfg.max_cg_iters, cfg.backtrack_first, cfg.backtrack_growth)
         self.partition: Tensor | None = None
         self._mode()  # a curvature_mode the problem cannot take fails here, before any step
+        if world() > 1 and cfg.preconditioner == "ggn_diagonal":
+            raise ConfigError("optimizer.preconditioner=ggn_diagonal draws random vectors per case and does not run "
+                              "data-parallel yet; use preconditioner=empirical_fisher or none, or one process")
 
     # ------------------------------------------------------------------ pieces
     def _flat_params(self) -> Tensor:
         return self.space.flatten(detached_params(self.problem.model))
 
     def _h(self, batch: Any, flat: Tensor) -> float:
+        """h on ``batch`` at the flat parameters (the union batch's in a data-parallel run)."""
         with torch.no_grad():
             value = self.problem.objective_at(batch, self.space.unflatten(flat))
+        mean_([value], self.problem.cases(batch))
         return float(value)
 
     def _curvature_batch(self, batch: Any, iteration: int, cases: int) -> Any:
@@ -151,7 +160,12 @@ class HessianFree(Optimizer):
             self.partition = torch.randperm(cases, generator=generator)
         size = cases // chunks
         k = iteration % chunks
-        return self.problem.subset(batch, self.partition[k * size : (k + 1) * size])
+        chunk = self.partition[k * size : (k + 1) * size]  # cases of the (union) gradient batch
+        rank, ranks = place()
+        if ranks > 1 and len(torch.unique(chunk % ranks)) < ranks:
+            raise ConfigError(f"HF's curvature batch of {len(chunk)} cases leaves a process without cases; use a "
+                              "larger gradient batch, fewer curvature_chunks or fewer processes")
+        return self.problem.subset(batch, chunk[chunk % ranks == rank] // ranks)  # this rank's share of them
 
     def _preconditioner(self, batch: Any, params: ParamDict, costs: StepCosts) -> Tensor | None:
         cfg = self.cfg
@@ -160,6 +174,7 @@ class HessianFree(Optimizer):
         if cfg.preconditioner == "empirical_fisher":
             # at the model's own parameters (= params here), which enables the one-pass nn.Linear path
             diagonal = empirical_fisher_diagonal(self.problem, batch, chunk=cfg.preconditioner_chunk)
+            mean_(list(diagonal.values()), int(self.problem.case_slices(batch)[0].shape[0]))
         else:
             diagonal = ggn_diagonal_estimate(self.problem, batch, params, samples=cfg.preconditioner_samples,
                                              chunk=cfg.preconditioner_chunk)
@@ -216,6 +231,8 @@ class HessianFree(Optimizer):
             value_and_grad = torch.func.grad_and_value(lambda p: problem.objective_at(batch, p))
             grad_dict, h0_tensor = value_and_grad(params)
             grad = self.space.flatten(grad_dict)
+            h0_tensor = h0_tensor.detach()
+            mean_([grad, h0_tensor], problem.cases(batch))
             h0, grad_norm = torch.stack([h0_tensor.detach().to(grad.dtype), grad.norm()]).tolist()
             finite = math.isfinite(h0) and math.isfinite(grad_norm)
         costs.grad_evals += 1
@@ -231,13 +248,17 @@ class HessianFree(Optimizer):
         lam = self.lam
         mu = cfg.structural_damping * (lam if cfg.structural_damping_times_lambda else 1.0)
 
+        curvature_cases = problem.cases(curvature_batch)
+
         def damped(v: Tensor) -> Tensor:
             if isinstance(base, RecurrentGaussNewton):  # G v and μ D v from one R-pass
-                return base.mv_damped(v, mu) + lam * v
-            out = base.mv(v) + lam * v
-            if structural is not None:
-                out = out + mu * structural.mv(v)
-            return out
+                out = base.mv_damped(v, mu)
+            else:
+                out = base.mv(v)
+                if structural is not None:
+                    out = out + mu * structural.mv(v)
+            mean_([out], curvature_cases)  # the union curvature batch's product: one all-reduce per CG step
+            return out + lam * v
 
         precondition = None
         if diagonal is not None:
@@ -333,7 +354,9 @@ class HessianFree(Optimizer):
         costs.forward_passes += 2
         if not math.isfinite(after) or after > before:
             return -math.inf
-        predicted = 0.5 * float(torch.dot(proposal, base.mv(proposal))) + float(torch.dot(grad, proposal))
+        product = base.mv(proposal)
+        mean_([product], self.problem.cases(curvature_batch))
+        predicted = 0.5 * float(torch.dot(proposal, product)) + float(torch.dot(grad, proposal))
         costs.curvature_products += 1
         if predicted >= 0:
             return -math.inf
@@ -346,7 +369,10 @@ class HessianFree(Optimizer):
         return getattr(sampler, "n", None) or getattr(sampler, "batch_size", None) or 10_000
 
     def _cases(self, batch: Any) -> int:
-        return int(self.problem.case_slices(batch)[0].shape[0]) if self.cfg.curvature_chunks > 1 else 1
+        """Cases of the (union) gradient batch, when it is cut into curvature chunks."""
+        if self.cfg.curvature_chunks == 1:
+            return 1
+        return union_count(int(self.problem.case_slices(batch)[0].shape[0]))
 
     def _l2_mask(self) -> Tensor:
         masks = {n: torch.full_like(p, 1.0 if n in self.problem.l2_names else 0.0)
