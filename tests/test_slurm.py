@@ -46,9 +46,10 @@ def test_srun_train(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_srun_two_tasks_train_data_parallel(tmp_path: Path, data_dir: Path) -> None:
-    """``srun --ntasks=2 train``: SLURM's own environment starts a two-rank gloo run with one run directory."""
+    """``srun --ntasks=2 train``: SLURM's own environment starts a two-rank gloo K-FAC run with one run directory
+    (its numbers against one process: tests/test_distributed.py)."""
     result = run_cli("srun", "--ntasks=2", script("train"), *TINY, f"data_dir={data_dir}", "trainer.max_steps=4",
-                     "trainer.distributed=on", "optimizer=adam", "optimizer.batch_size=32",
+                     "trainer.distributed=on", "optimizer=kfac", "optimizer.batch_size=64",
                      f"out_root={tmp_path / 'runs'}", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     (summary_file,) = (tmp_path / "runs").rglob("summary.json")
