@@ -78,6 +78,10 @@ def test_acp_best_on_the_test_set_needs_the_lowest_minimum_reached_first() -> No
     assert gv.acp_best_test(lower_sgd).verdict == NOT_HELD
     still_falling = {**curves, "sgd": run(FLAT, test=[5.0, 4.0, 3.0, 2.0, 1.8, 1.5])}
     assert gv.acp_best_test(still_falling).verdict == INCONCLUSIVE
+    not_started = {n: run([100.0], test=[297.2]) for n in ("acp", "kfac", "sgd")}  # runs still at their start
+    assert gv.acp_best_test(not_started).verdict == INCONCLUSIVE
+    tie = {**curves, "kfac": run(FLAT, test=turning)}
+    assert gv.acp_best_test(tie).verdict == INCONCLUSIVE
 
 
 def test_method_runs_prefers_the_tuned_run() -> None:

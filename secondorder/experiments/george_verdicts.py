@@ -166,11 +166,15 @@ def acp_best_test(curves: Curves) -> Verdict:
         return Verdict(claim, "runs missing", INCONCLUSIVE, "runs missing")
     end = common_end([curves[n] for n in names], "test_error", "wall_time_s")
     best = {n: best_test(curves[n], end) for n in names} if end is not None else {}
-    if end is None or None in best.values():
-        return Verdict(claim, "no evaluations", INCONCLUSIVE, "runs without evaluations")
+    if end is None or end <= 0 or None in best.values():  # nothing to compare but the common starting point
+        return Verdict(claim, "no evaluations after the start", INCONCLUSIVE, "runs without evaluations after the "
+                       "start (still running, or stopped at once)")
     measured = f"lowest test error by {end:.0f} s (value at time): " + ", ".join(
         f"{n} {best[n][0]:.4g} at {best[n][1]:.0f} s" for n in names)
     lowest = min(names, key=lambda n: best[n][0])
+    if sum(best[n][0] == best[lowest][0] for n in names) > 1:  # "best of all" needs one method below the rest
+        tied = ", ".join(n for n in names if best[n][0] == best[lowest][0])
+        return Verdict(claim, measured, INCONCLUSIVE, f"{tied} share the lowest test error: no method is best")
     rising = [n for n in names if best[n][1] < end - 1e-9]  # minimum before the end: the test curve turned
     if lowest == "acp":
         earliest = min(best[n][1] for n in names if best[n][0] <= best["acp"][0] * SIMILAR)
