@@ -57,6 +57,22 @@ class Ranks:
 SINGLE = Ranks()
 
 
+@dataclass
+class Traffic:
+    """Collectives this process has run in the training loop and the bytes it contributed to them (the tensors'
+    payload; the transport's own overhead, e.g. a ring all-reduce sending each byte about twice, not included)."""
+
+    collectives: int = 0
+    payload_bytes: int = 0
+
+    def count(self, tensor: Tensor) -> None:
+        self.collectives += 1
+        self.payload_bytes += tensor.numel() * tensor.element_size()
+
+
+TRAFFIC = Traffic()
+
+
 def _integer(env: Mapping[str, str], key: str) -> int:
     try:
         return int(env[key])
@@ -160,6 +176,7 @@ def mean_(tensors: Sequence[Tensor], cases: int) -> None:
     for (dtype, device), members in groups.items():
         flat = torch.cat([*(t.reshape(-1) * cases for t in members), torch.tensor([cases], dtype=dtype,
                                                                                   device=device)])
+        TRAFFIC.count(flat)
         dist.all_reduce(flat)
         flat = flat[:-1] / flat[-1]
         offset = 0
@@ -178,6 +195,7 @@ def union_count(cases: int) -> int:
     if world() == 1:
         return cases
     total = torch.tensor([cases], dtype=torch.int64)
+    TRAFFIC.count(total)
     dist.all_reduce(total)
     return int(total)
 
@@ -203,6 +221,7 @@ def gather_cases(local: Tensor) -> Tensor:
     padded = torch.zeros((max(sizes), *local.shape[1:]), dtype=local.dtype, device=local.device)
     padded[: local.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in range(size)]
+    TRAFFIC.count(padded)
     dist.all_gather(parts, padded)
     index = torch.arange(sum(sizes), device=local.device)
     return torch.stack(parts)[index % size, index // size]
@@ -220,6 +239,7 @@ def agree(values: Sequence[float]) -> list[float]:
     if world() == 1:
         return list(values)
     buffer = torch.tensor(list(values), dtype=torch.float64)
+    TRAFFIC.count(buffer)
     dist.all_reduce(buffer, op=dist.ReduceOp.MAX)
     return buffer.tolist()
 

@@ -426,6 +426,10 @@ class Trainer:
             "tf32": t.tf32,
             "compile": t.compile,
             "processes": self.ranks.world,
+            # this launch's collectives and the bytes rank 0 put into them (a resumed run counts from its resume)
+            "communication": ({"collectives": distributed.TRAFFIC.collectives,
+                               "payload_bytes": distributed.TRAFFIC.payload_bytes}
+                              if self.ranks.parallel else None),
             "peak_gpu_memory_bytes": (torch.cuda.max_memory_allocated(self.device)
                                       if self.device.type == "cuda" else None),
             "started_at": self.started_at,

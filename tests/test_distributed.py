@@ -163,6 +163,7 @@ def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_
     assert_same_metrics(tmp_path / "one", tmp_path / "two")
     summary = pd.read_json(tmp_path / "two" / "summary.json", typ="series")
     assert summary["status"] == "completed" and summary["iteration"] == 12 and summary["processes"] == 2
+    assert summary["communication"]["collectives"] >= 6 and summary["communication"]["payload_bytes"] > 8 * 6 * 38758
     assert not out.exists()  # rank 1 left nothing behind: its Hydra record went to a scratch folder
 
 
