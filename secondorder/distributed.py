@@ -2,10 +2,11 @@
 
 A run on R ranks is the run of one process on the *union* batch. Every rank builds the same model and the same
 sampler from the same seed, so all ranks draw the same union batch; each keeps its own strided shard of it
-(:class:`ShardedSampler`). Every per-case quantity the methods use is a mean over the cases of a batch — the
-objective h, its gradient, curvature products (1/N) Σ_n J_nᵀ H_L J_n v, factor statistics — so the union's mean is
-the case-weighted average of the shard means, Σ_r n_r m_r / Σ_r n_r (:func:`mean_`), computed by one all-reduce.
-The ℓ2 prior is the same on every rank and passes through the average unchanged.
+(:class:`~secondorder.problems.samplers.ShardedSampler`). Every per-case quantity the methods use is a mean over
+the cases of a batch — the objective h, its gradient, curvature products (1/N) Σ_n J_nᵀ H_L J_n v, factor
+statistics — so the union's mean is the case-weighted average of the shard means, Σ_r n_r m_r / Σ_r n_r
+(:func:`mean_`), computed by one all-reduce. The ℓ2 prior is the same on every rank and passes through the average
+unchanged. Evaluations are sharded the same way, their sums added over the ranks (:func:`totals`).
 
 Launchers (:func:`launch_environment`): ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) or SLURM's ``srun`` with one task per process (``SLURM_PROCID``, ``SLURM_NTASKS``,
@@ -28,7 +29,6 @@ import torch.distributed as dist
 from torch import Tensor
 
 from secondorder.errors import ConfigError
-from secondorder.problems.samplers import Sampler
 
 MODES = ("auto", "off", "on")
 #: SLURM rendezvous port: this base plus the job id modulo ``PORT_SPAN`` (two steps of one job would collide, as
@@ -233,6 +233,22 @@ def own_cases(union: Tensor) -> Tensor:
     return union if size == 1 else union[rank::size]
 
 
+def my_share(cases: int) -> slice:
+    """This rank's strided share of ``cases`` items (an evaluation set): every item on one process."""
+    rank, size = place()
+    return slice(rank, cases, size)
+
+
+def totals(values: Sequence[float]) -> list[float]:
+    """Each value summed over the ranks (float64; one all-reduce): an evaluation's error and loss sums."""
+    if world() == 1:
+        return list(values)
+    buffer = torch.tensor(list(values), dtype=torch.float64)
+    TRAFFIC.count(buffer)
+    dist.all_reduce(buffer)
+    return buffer.tolist()
+
+
 def agree(values: Sequence[float]) -> list[float]:
     """The largest of each value over the ranks (the loop's stopping decisions: step time, a signal), so that
     every rank stops, evaluates and checkpoints at the same iteration."""
@@ -256,39 +272,3 @@ def broadcast(value: Any) -> Any:
 def barrier() -> None:
     if world() > 1:
         dist.barrier()
-
-
-class ShardedSampler(Sampler):
-    """Rank r's share of every union batch the wrapped sampler draws (the same on every rank): the cases r, r + R,
-    r + 2R, … — strided rather than contiguous, so that the first k cases of the union (a method's statistics or
-    curvature subset of its batch) are spread over the ranks, about k / R on each, instead of all on rank 0.
-
-    ``split(batch, index)`` cuts the cases ``index`` out of a batch (the problem's ``subset``). ``examples_seen``,
-    ``epochs`` and ``n`` (the training-set size, for batch-size schedules) are the union's, so a distributed run's
-    log reads like the one-process run's."""
-
-    def __init__(self, inner: Sampler, split: Any, ranks: Ranks, cases: Any) -> None:
-        self.inner, self.split, self.ranks, self.cases = inner, split, ranks, cases
-        self.n = getattr(inner, "n", None)
-
-    @property
-    def examples_seen(self) -> int:  # type: ignore[override]
-        return self.inner.examples_seen
-
-    def next(self, batch_size: int) -> Any:
-        union = self.inner.next(batch_size)
-        n = self.cases(union)
-        if n < self.ranks.world:
-            raise ConfigError(f"a batch of {n} cases cannot feed {self.ranks.world} processes; use batches of at "
-                              f"least {self.ranks.world} cases or fewer processes")
-        return self.split(union, torch.arange(self.ranks.rank, n, self.ranks.world))
-
-    @property
-    def epochs(self) -> float:
-        return self.inner.epochs
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.inner.load_state_dict(state)

@@ -57,6 +57,7 @@ from secondorder.optim import OPTIMIZERS, StepCosts, build_optimizer
 from secondorder.pretraining.rbm import pretrain_autoencoder
 from secondorder.problems import build_problem
 from secondorder.problems.base import Problem
+from secondorder.problems.samplers import ShardedSampler
 from secondorder.run_record import (
     MetricsLog,
     clean_number,
@@ -169,7 +170,7 @@ class Trainer:
         self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
         if self.ranks.parallel:
             self._check_parallel()
-            self.sampler = distributed.ShardedSampler(self.sampler, self.problem.subset, self.ranks,
+            self.sampler = ShardedSampler(self.sampler, self.problem.subset, self.ranks,
                                                       self.problem.cases)
         self.average = (IterateAverage(self.problem.model, self.tcfg.polyak_decay, self.tcfg.polyak_start)
                         if self.tcfg.polyak_decay is not None else None)

@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from secondorder import distributed
-from secondorder.distributed import Ranks, ShardedSampler, launch_environment
+from secondorder.distributed import Ranks, launch_environment
 from secondorder.errors import ConfigError
-from secondorder.problems.samplers import EpochSampler
+from secondorder.problems.samplers import EpochSampler, ShardedSampler
 from tests.conftest import TINY
 from tests.helpers import script
 

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 
 from secondorder.data.sequences import SequenceBatch
+from secondorder.distributed import Ranks
+from secondorder.errors import ConfigError
 
 
 class Sampler(ABC):
@@ -201,3 +203,39 @@ class StreamSampler(Sampler):
             self.last_batch.final_state = self.carried
         else:
             self.last_batch = None
+
+
+class ShardedSampler(Sampler):
+    """Rank r's share of every union batch the wrapped sampler draws (the same on every rank): the cases r, r + R,
+    r + 2R, … — strided rather than contiguous, so that the first k cases of the union (a method's statistics or
+    curvature subset of its batch) are spread over the ranks, about k / R on each, instead of all on rank 0.
+
+    ``split(batch, index)`` cuts the cases ``index`` out of a batch (the problem's ``subset``). ``examples_seen``,
+    ``epochs`` and ``n`` (the training-set size, for batch-size schedules) are the union's, so a distributed run's
+    log reads like the one-process run's."""
+
+    def __init__(self, inner: Sampler, split: Any, ranks: Ranks, cases: Any) -> None:
+        self.inner, self.split, self.ranks, self.cases = inner, split, ranks, cases
+        self.n = getattr(inner, "n", None)
+
+    @property
+    def examples_seen(self) -> int:  # type: ignore[override]
+        return self.inner.examples_seen
+
+    def next(self, batch_size: int) -> Any:
+        union = self.inner.next(batch_size)
+        n = self.cases(union)
+        if n < self.ranks.world:
+            raise ConfigError(f"a batch of {n} cases cannot feed {self.ranks.world} processes; use batches of at "
+                              f"least {self.ranks.world} cases or fewer processes")
+        return self.split(union, torch.arange(self.ranks.rank, n, self.ranks.world))
+
+    @property
+    def epochs(self) -> float:
+        return self.inner.epochs
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)

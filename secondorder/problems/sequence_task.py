@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from secondorder.data.sequences import GeneratedSequences, SequenceBatch
+from secondorder.distributed import my_share, totals
 from secondorder.losses import MatchingLoss, SigmoidBCE, SquaredError
 from secondorder.problems.base import ObjectiveConfig, Problem
 from secondorder.problems.samplers import TaskSampler
@@ -66,12 +67,15 @@ class SequenceTaskProblem(Problem):
     def _evaluate_batch(self, batch: SequenceBatch, chunk: int) -> dict[str, float]:
         wrong, loss_sum = 0, 0.0
         n = int(batch.inputs.shape[0])
-        for start in range(0, n, chunk):
-            part = SequenceBatch(batch.inputs[start : start + chunk], batch.targets[start : start + chunk],
-                                 batch.mask[start : start + chunk])
+        share = my_share(n)  # this rank's strided share of the sequences in a data-parallel run
+        inputs, targets, mask = batch.inputs[share], batch.targets[share], batch.mask[share]
+        for start in range(0, int(inputs.shape[0]), chunk):
+            part = SequenceBatch(inputs[start : start + chunk], targets[start : start + chunk],
+                                 mask[start : start + chunk])
             outputs, _ = self.model(part.inputs)
             wrong += int((~self.data.task.correct(outputs, part)).sum())
             loss_sum += float(self.loss.per_case(outputs[part.mask], part.targets[part.mask]).sum())
+        wrong, loss_sum = totals([wrong, loss_sum])
         return {"error": wrong / n, "loss": loss_sum / n}
 
     def evaluate(self, batch_size: int) -> dict[str, float]:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from secondorder.data.splits import DataSplits
+from secondorder.distributed import my_share, totals
 from secondorder.errors import ConfigError
 from secondorder.losses import MatchingLoss
 from secondorder.problems.base import ObjectiveConfig, Problem
@@ -46,6 +47,11 @@ class SupervisedProblem(Problem):
 
     @torch.no_grad()
     def _evaluate_split(self, inputs: Tensor, targets: Tensor, batch_size: int) -> dict[str, float]:
+        """Error and loss means over a split; in a data-parallel run each rank sums its strided share and the sums
+        are added over the ranks."""
+        n = inputs.shape[0]
+        share = my_share(n)
+        inputs, targets = inputs[share], targets[share]
         error_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=inputs.device)
         for start in range(0, inputs.shape[0], batch_size):
@@ -53,8 +59,8 @@ class SupervisedProblem(Problem):
             z = self.model(x)
             error_sum += self.metric(self.loss.predict(z), y).sum(dtype=torch.float64)
             loss_sum += self.loss.per_case(z, y).sum(dtype=torch.float64)
-        n = inputs.shape[0]
-        return {"error": float(error_sum) / n, "loss": float(loss_sum) / n}
+        errors, losses = totals([float(error_sum), float(loss_sum)])
+        return {"error": errors / n, "loss": losses / n}
 
     def evaluate(self, batch_size: int) -> dict[str, float]:
         was_training = self.model.training
