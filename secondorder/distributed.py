@@ -90,8 +90,11 @@ def launch_environment(env: Mapping[str, str] | None = None) -> tuple[Ranks, dic
                       if "LOCAL_RANK" in env else 0)
         rendezvous = {"MASTER_ADDR": env.get("MASTER_ADDR", "127.0.0.1"), "MASTER_PORT": env.get("MASTER_PORT",
                                                                                                    "29500")}
-    elif "SLURM_PROCID" in env and "SLURM_STEP_ID" in env and _integer(env, "SLURM_NTASKS") > 1:
-        ranks = Ranks(_integer(env, "SLURM_PROCID"), _integer(env, "SLURM_NTASKS"), _integer(env, "SLURM_LOCALID"))
+    elif "SLURM_PROCID" in env and "SLURM_STEP_ID" in env:  # a task of an srun step (a batch script has no step id)
+        tasks = "SLURM_STEP_NUM_TASKS" if "SLURM_STEP_NUM_TASKS" in env else "SLURM_NTASKS"
+        if _integer(env, tasks) <= 1:
+            return None
+        ranks = Ranks(_integer(env, "SLURM_PROCID"), _integer(env, tasks), _integer(env, "SLURM_LOCALID"))
         job = _integer(env, "SLURM_JOB_ID")
         rendezvous = {"MASTER_ADDR": env.get("MASTER_ADDR") or _first_node(env),
                       "MASTER_PORT": env.get("MASTER_PORT") or str(PORT_BASE + job % PORT_SPAN)}

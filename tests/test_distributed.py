@@ -40,8 +40,8 @@ def test_torchrun_environment_gives_the_ranks_and_the_rendezvous() -> None:
 
 
 def test_srun_environment_gives_the_ranks_and_a_port_from_the_job_id() -> None:
-    env = {"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_LOCALID": "0", "SLURM_STEP_ID": "0",
-           "SLURM_JOB_ID": "20123", "MASTER_ADDR": "n1"}
+    env = {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "2", "SLURM_LOCALID": "0",
+           "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "20123", "MASTER_ADDR": "n1"}  # a 2-task step of a 4-task job
     ranks, rendezvous = launch_environment(env)
     assert ranks == Ranks(0, 2, 0) and ranks.main
     assert rendezvous == {"MASTER_ADDR": "n1", "MASTER_PORT": str(distributed.PORT_BASE + 123)}
@@ -49,7 +49,9 @@ def test_srun_environment_gives_the_ranks_and_a_port_from_the_job_id() -> None:
 
 @pytest.mark.parametrize("env", [{}, {"RANK": "0", "WORLD_SIZE": "1"},
                                  {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_STEP_ID": "0"},
-                                 {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_ID": "1"}])  # sbatch, no srun
+                                 {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_ID": "1"},  # sbatch, no srun
+                                 {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "1",
+                                  "SLURM_STEP_ID": "0"}])  # srun --ntasks=1 inside a 4-task job
 def test_one_process_is_not_a_distributed_launch(env: dict[str, str]) -> None:
     assert launch_environment(env) is None
 
