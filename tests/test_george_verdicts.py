@@ -65,6 +65,10 @@ def test_second_order_similar_and_far_ahead_of_the_baselines() -> None:
     similar, ahead = gv.second_order_similar_and_ahead(curves)
     assert similar.verdict == NOT_HELD and ahead.verdict == NOT_HELD  # ×1.9 spread; margin 20 / 19
     assert all(v.verdict == INCONCLUSIVE for v in gv.second_order_similar_and_ahead({"kfac": run(FLAT)}))
+    stuck = {n: run(scaled(FLAT, 5.0)) for n in ("kfac", "acp", "acp_fixed_alpha", "sgd")}  # all on SGD's plateau
+    stuck["bn"] = run(FLAT)
+    similar, _ = gv.second_order_similar_and_ahead(stuck)
+    assert similar.verdict == INCONCLUSIVE and "plain SGD" in similar.why
 
 
 def test_acp_best_on_the_test_set_needs_the_lowest_minimum_reached_first() -> None:
