@@ -69,6 +69,9 @@ def test_second_order_similar_and_far_ahead_of_the_baselines() -> None:
     stuck["bn"] = run(FLAT)
     similar, _ = gv.second_order_similar_and_ahead(stuck)
     assert similar.verdict == INCONCLUSIVE and "plain SGD" in similar.why
+    stuck["acp_fixed_alpha"] = run(scaled(FLAT, 4.5))  # one just off the plateau (the evidence runs: 47 vs 52.5)
+    similar, _ = gv.second_order_similar_and_ahead(stuck)
+    assert similar.verdict == INCONCLUSIVE and "kfac, acp not below" in similar.why
 
 
 def test_acp_best_on_the_test_set_needs_the_lowest_minimum_reached_first() -> None:
