@@ -151,8 +151,9 @@ class Trainer:
         self.tcfg = run.trainer
         self.run_dir = run_dir
         self.resolved_config = resolved_config
-        self.ranks = distributed.initialise(self.tcfg.distributed, resolve_device(self.tcfg.device))
-        self.device = distributed.local_device(resolve_device(self.tcfg.device), self.ranks)
+        device = resolve_device(self.tcfg.device)
+        self.ranks = distributed.initialise(self.tcfg.distributed, device)
+        self.device = distributed.local_device(device, self.ranks)
         if self.ranks.parallel:  # Hydra names each process's folder by its own clock: rank 0's is the run's
             self.run_dir = Path(distributed.broadcast(str(run_dir)))
         self.dtype = torch.float64 if self.tcfg.dtype == "float64" else torch.float32
@@ -170,8 +171,7 @@ class Trainer:
         self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
         if self.ranks.parallel:
             self._check_parallel()
-            self.sampler = ShardedSampler(self.sampler, self.problem.subset, self.ranks,
-                                                      self.problem.cases)
+            self.sampler = ShardedSampler(self.sampler, self.problem.subset, self.ranks, self.problem.cases)
         self.average = (IterateAverage(self.problem.model, self.tcfg.polyak_decay, self.tcfg.polyak_start)
                         if self.tcfg.polyak_decay is not None else None)
 
