@@ -12,7 +12,7 @@ STAMP := $(VENV)/.secondorder-installed
 DATA_DIR ?= $(or $(SECONDORDER_DATA),data)
 RUN_ARGS ?= optimizer=adam dataset=curves trainer.max_steps=3000 trainer.eval_every=500 trainer.log_every=50
 
-.PHONY: setup run test test-all lint data bench bench-curvature bench-iterations bench-time-to-target clean reproduce-table-4.3 \
+.PHONY: setup run test test-all lint data bench bench-curvature bench-iterations bench-time-to-target bench-data-parallel clean reproduce-table-4.3 \
         reproduce-kfac-autoencoders reproduce-kfra reproduce-kfra-alignment reproduce-george reproduce-hf-rnn \
         reproduce-kfac-rnn reproduce-all
 
@@ -51,6 +51,9 @@ bench-iterations: setup  ## every optimiser's step vs an Adam step, in parts →
 
 bench-time-to-target: setup  ## HF, K-FAC, KFRA, tuned Adam to target errors → results/bench/<device>/time_to_target.*
 	$(BIN)/python -m secondorder.bench.time_to_target $(BENCH_ARGS)
+
+bench-data-parallel: setup  ## steps/s and bytes/step at 1 and N processes (gloo on CPU, NCCL on GPUs) → results/bench/<device>/data_parallel.*
+	$(BIN)/python -m secondorder.bench.data_parallel $(BENCH_ARGS)
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ NCCL on GPUs and gloo on CPUs.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -230,10 +231,72 @@ def gather_cases(local: Tensor) -> Tensor:
     return torch.stack(parts)[index % size, index // size]
 
 
+def draw_for_sequences(draw: Any, z: Tensor, mask: Tensor) -> Tensor:
+    """``draw(z)`` — targets sampled from the model — at the union batch's shape, as one process draws them; this
+    rank's rows returned. ``z`` holds the outputs at the scored positions ``mask`` (m, T) of this rank's sequences,
+    in sequence-major order (``z_full[mask]``), so the union's z is rebuilt sequence by sequence (rank r holds
+    sequences r, r + R, …) — one all-gather of the padded outputs, (m, T, d): for a word model that is the logits
+    of every token, the price of draws that do not depend on the number of ranks."""
+    if world() == 1:
+        return draw(z)
+    full = z.new_zeros((*mask.shape, *z.shape[1:]))
+    full[mask] = z
+    union_mask = gather_cases(mask.to(torch.uint8)).bool()
+    drawn = draw(gather_cases(full)[union_mask])
+    placed = drawn.new_zeros((*union_mask.shape, *drawn.shape[1:]))
+    placed[union_mask] = drawn
+    return own_cases(placed)[mask]
+
+
 def own_cases(union: Tensor) -> Tensor:
     """This rank's rows of a union-ordered per-case tensor (the inverse of :func:`gather_cases`)."""
     rank, size = place()
     return union if size == 1 else union[rank::size]
+
+
+def owners(costs: Sequence[float], size: int) -> list[int]:
+    """The rank that computes each of a list of jobs: the costliest first, each to the least-loaded rank so far
+    (ties to the lowest rank) — the same answer on every rank."""
+    load = [0.0] * size
+    owner = [0] * len(costs)
+    for job in sorted(range(len(costs)), key=lambda j: (-costs[j], j)):
+        owner[job] = min(range(size), key=lambda r: (load[r], r))
+        load[owner[job]] += costs[job]
+    return owner
+
+
+def spread(inputs: Sequence[Tensor], compute: Any, shapes: Any, costs: Sequence[float],
+           dtype: torch.dtype) -> list[list[Tensor]]:
+    """``compute(inputs)`` — a list of result tensors per input, of ``shapes(input)`` and ``dtype`` — with the
+    inputs shared out over the ranks (:func:`owners` by ``costs``) and each rank's results broadcast to the others
+    (one broadcast per rank): K-FAC's factor decompositions spread by layer, as KAISA (Pauloski et al. 2021)
+    assigns them. Every rank must hold the same inputs; the results are those of one process computing them all.
+    On one process, ``compute(inputs)``."""
+    rank, size = place()
+    if size == 1:
+        return compute(list(inputs))
+    owner = owners(costs, size)
+    mine = [i for i in range(len(inputs)) if owner[i] == rank]
+    computed = dict(zip(mine, compute([inputs[i] for i in mine]) if mine else [], strict=True))
+    results: list[list[Tensor]] = [[] for _ in inputs]
+    device = inputs[0].device if inputs else torch.device("cpu")
+    for source in range(size):
+        jobs = [i for i in range(len(inputs)) if owner[i] == source]
+        layout = [(i, shape) for i in jobs for shape in shapes(inputs[i])]
+        if not layout:
+            continue
+        if source == rank:
+            flat = torch.cat([t.reshape(-1).to(dtype) for i in jobs for t in computed[i]])
+        else:
+            flat = torch.empty(sum(math.prod(shape) for _, shape in layout), dtype=dtype, device=device)
+        TRAFFIC.count(flat)
+        dist.broadcast(flat, src=source)
+        offset = 0
+        for i, shape in layout:
+            n = math.prod(shape)
+            results[i].append(flat[offset: offset + n].view(shape))
+            offset += n
+    return results
 
 
 def my_share(cases: int) -> slice:

@@ -56,8 +56,6 @@ from secondorder.models.normalization import uses_batch_statistics
 from secondorder.optim import OPTIMIZERS, StepCosts, build_optimizer
 from secondorder.pretraining.rbm import pretrain_autoencoder
 from secondorder.problems import build_problem
-from secondorder.problems.base import Problem
-from secondorder.problems.samplers import ShardedSampler
 from secondorder.run_record import (
     MetricsLog,
     clean_number,
@@ -171,7 +169,7 @@ class Trainer:
         self.sampler = self.problem.make_sampler(seed=run.seed + SAMPLER_SEED_OFFSET)
         if self.ranks.parallel:
             self._check_parallel()
-            self.sampler = ShardedSampler(self.sampler, self.problem.subset, self.ranks, self.problem.cases)
+            self.sampler = self.problem.shard_sampler(self.sampler, self.ranks)
         self.average = (IterateAverage(self.problem.model, self.tcfg.polyak_decay, self.tcfg.polyak_start)
                         if self.tcfg.polyak_decay is not None else None)
 
@@ -256,10 +254,6 @@ class Trainer:
             supported = ", ".join(name for name, m in OPTIMIZERS.items() if m.distributed_ok)
             raise ConfigError(f"optimizer={self.run.optimizer.name} does not run data-parallel yet (distributed: "
                               f"{supported}); launch it as one process or pass trainer.distributed=off")
-        if type(self.problem).subset is Problem.subset:
-            raise ConfigError(f"dataset={self.run.dataset.name}: its batches do not split into cases (a language "
-                              "model's stream carries state across batches), so it does not run data-parallel yet; "
-                              "launch it as one process or pass trainer.distributed=off")
         if uses_batch_statistics(self.problem.model):
             raise ConfigError("a batch-normalised model depends on the statistics of each shard, not the union "
                               "batch's, so it does not run data-parallel; launch it as one process or pass "
@@ -337,8 +331,9 @@ class Trainer:
             callback.load_state_dict(saved[callback.name])
 
     def checkpoint(self) -> None:
+        state = self._state()  # on every rank: a language model's sampler gathers every rank's carried state
         if self.ranks.main:
-            save_checkpoint(self.run_dir, self._state())
+            save_checkpoint(self.run_dir, state)
 
     def _append(self, row: dict[str, Any]) -> None:
         """A metrics.csv row (rank 0 keeps the log)."""

@@ -9,8 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from secondorder.bench import curvature, iterations, suite, time_to_target
+from secondorder.bench import curvature, data_parallel, iterations, suite, time_to_target
 from secondorder.report.runs import Run
+from tests.conftest import TINY
+
+TINY_RUN = [o for o in TINY if not o.startswith(("trainer.device", "dataset.batch_size"))]
 
 
 def test_curvature_benchmark_writes_its_table(tmp_path: Path) -> None:
@@ -207,3 +210,26 @@ def test_make_bench_runs_each_part_with_its_profile_and_writes_the_summary(tmp_p
     assert {p.name for p in folder.iterdir()} >= {"curvature.md", "iterations.md", "README.md"}
     summary = (folder / "README.md").read_text()
     assert "profile `quick`" in summary and "curvature" in summary and "K-FAC iteration" in summary
+
+
+def test_data_parallel_benchmark_times_real_runs_at_one_and_two_processes(tmp_path: Path, data_dir: Path) -> None:
+    folder = data_parallel.main(["--device", "cpu", "--ranks", "1", "2", "--batch", "32", "--steps", "6",
+                                 "--methods", "adam", "kfac:parallel_inverses=every_rank", "--data-dir",
+                                 str(data_dir), "--out", str(tmp_path), "--set", *TINY_RUN])
+    frame = pd.read_csv(folder / "data_parallel.csv")
+    assert frame[["method", "ranks"]].values.tolist() == [["adam", 1], ["adam", 2],
+                                                          ["kfac:parallel_inverses=every_rank", 1],
+                                                          ["kfac:parallel_inverses=every_rank", 2]]
+    assert (frame.step_s > 0).all() and (frame.timed_steps == 3).all()
+    one, two = frame[frame.ranks == 1], frame[frame.ranks == 2]
+    assert (one.bytes_per_step == 0).all() and (one.speedup == 1).all()
+    # two ranks: at least the gradient (38 758 float32 parameters of the tiny autoencoder) goes out every step
+    assert (two.bytes_per_step > 4 * 38758).all() and (two.collectives_per_step >= 1).all()
+    assert "bytes / step" in (folder / "data_parallel.md").read_text()
+
+
+def test_data_parallel_benchmark_overrides_give_every_batch_the_same_m() -> None:
+    assert data_parallel.method_overrides("kfac:parallel_inverses=every_rank", 500) == [
+        "optimizer=kfac", "optimizer.batch_size=500", "optimizer.batch_schedule=fixed",
+        "optimizer.parallel_inverses=every_rank"]
+    assert data_parallel.method_overrides("hf", 500) == ["optimizer=hf", "optimizer.gradient_batch=500"]

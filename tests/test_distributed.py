@@ -23,7 +23,7 @@ import torch
 from secondorder import distributed
 from secondorder.distributed import Ranks, launch_environment
 from secondorder.errors import ConfigError
-from secondorder.problems.samplers import EpochSampler, ShardedSampler
+from secondorder.problems.samplers import EpochSampler, ShardedSampler, StreamSampler
 from tests.conftest import TINY
 from tests.helpers import script
 
@@ -137,6 +137,20 @@ def assert_same_metrics(a: Path, b: Path, rel: float = 1e-10, exact_until: int |
 SECOND_ORDER = ["optimizer.batch_size=64", "optimizer.inverse_period=5", "optimizer.gamma_period=5"]
 
 
+def one_and_two_ranks(tmp_path: Path, common: list[str], steps: tuple[int, int] = (6, 12),
+                      two: tuple[str, ...] = ()) -> None:
+    """The run on one process (``one``) and on two (``two``): ``steps[0]`` iterations, then continued to
+    ``steps[1]`` from the checkpoint written at the end of the first launch (which evaluates at its budget's end,
+    so the one-process reference is split the same way); ``two``: overrides of the two-rank launches alone."""
+    for total, resume in ((steps[0], "false"), (steps[1], "true")):
+        (single,) = launch(1, [*common, f"trainer.max_steps={total}", f"trainer.resume={resume}",
+                               f"run_dir={tmp_path / 'one'}"], tmp_path)
+        assert single.returncode == 0, single.stderr
+        results = launch(2, [*common, f"trainer.max_steps={total}", f"trainer.resume={resume}",
+                             f"run_dir={tmp_path / 'two'}", *two], tmp_path)
+        assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+
+
 @pytest.mark.parametrize("method", [
     ["optimizer=adam", "optimizer.batch_size=32"],
     pytest.param(["optimizer=nesterov", "optimizer.lr=0.001", "optimizer.batch_size=31"], marks=pytest.mark.slow),
@@ -144,29 +158,67 @@ SECOND_ORDER = ["optimizer.batch_size=64", "optimizer.inverse_period=5", "optimi
     # 8 cases, targets sampled; λ moves at 5 and 10, γ candidates at 5 and 10
     ["optimizer=kfac", *SECOND_ORDER],
     pytest.param(["optimizer=kfac_tridiag", *SECOND_ORDER], marks=pytest.mark.slow),
+    pytest.param(["optimizer=kfac", *SECOND_ORDER, "optimizer.parallel_inverses=every_rank"],
+                 marks=pytest.mark.slow),
     ["optimizer=kfra", "optimizer.batch_size=64"],
-], ids=["adam", "nesterov", "kfac", "kfac_tridiag", "kfra"])
+], ids=["adam", "nesterov", "kfac", "kfac_tridiag", "kfac_every_rank", "kfra"])
 def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_dir: Path,
                                                            method: list[str]) -> None:
     """Equal shards (32 = 16 + 16) and unequal ones (31 = 16 + 15: a mean of the two shard means would be off);
     the K-FAC family with every batch mean it forms (gradient, factor statistics, the re-scaling's Gram, ρ's
     objective) and its sampled targets drawn as one process draws them."""
-    common = [*RUN, *method, f"data_dir={data_dir}", "trainer.checkpoint_every=5"]
-    # 6 steps, then continued to 10 from the checkpoint written at the end of the first launch (which evaluates at
-    # its budget's end, so the one-process reference is split the same way)
     out = tmp_path / "runs"
-    for steps, resume in ((6, "false"), (12, "true")):
-        (single,) = launch(1, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
-                               f"run_dir={tmp_path / 'one'}"], tmp_path)
-        assert single.returncode == 0, single.stderr
-        results = launch(2, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
-                             f"run_dir={tmp_path / 'two'}", f"out_root={out}"], tmp_path)
-        assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    one_and_two_ranks(tmp_path, [*RUN, *method, f"data_dir={data_dir}", "trainer.checkpoint_every=5"],
+                      two=(f"out_root={out}",))
     assert_same_metrics(tmp_path / "one", tmp_path / "two")
     summary = pd.read_json(tmp_path / "two" / "summary.json", typ="series")
     assert summary["status"] == "completed" and summary["iteration"] == 12 and summary["processes"] == 2
     assert summary["communication"]["collectives"] >= 6 and summary["communication"]["payload_bytes"] > 8 * 6 * 38758
     assert not out.exists()  # rank 1 left nothing behind: its Hydra record went to a scratch folder
+
+
+LANGUAGE_MODEL = ["dataset=ptb_char", "dataset.bptt=12", "dataset.eval_train_tokens=600", "dataset.eval_tokens=600",
+                  "dataset.eval_batch_size=5", "model.hidden_dim=12", "model.embedding_dim=8"]
+
+
+@pytest.mark.parametrize("task", [
+    # a character LSTM on 5 streams (3 + 2 per rank, each rank carrying its streams' state across windows)
+    [*LANGUAGE_MODEL, "dataset.batch_size=5", "optimizer.batch_size=5"],
+    # the memory-augmented LSTM: sequences whose scored steps (the mask) are a part of each
+    pytest.param(["dataset=dnc_copy", "dataset.T=22", "dataset.n_test=40", "optimizer.batch_size=25"],
+                 marks=pytest.mark.slow),
+], ids=["ptb_char", "dnc_copy"])
+def test_kfac_rnn_on_two_ranks_reproduces_one_process_and_resumes(tmp_path: Path, data_dir: Path,
+                                                                   task: list[str]) -> None:
+    """K-FAC for RNNs with its gradient, lag-0 / lag-1 factor statistics and ρ's terms as union means and its
+    sampled targets drawn at the union's shape; inverse refreshes at 1–3, 4, 8, 12; λ adapted every 2."""
+    common = [*task, "trainer.device=cpu", "trainer.dtype=float64", "trainer.log_every=1", "trainer.eval_every=4",
+              "trainer.progress=false", f"data_dir={data_dir}", "optimizer=kfac_rnn", "optimizer.inverse_period=4",
+              "optimizer.lambda_period=2", "objective.l2=1e-3", "trainer.checkpoint_every=5"]
+    one_and_two_ranks(tmp_path, common)
+    assert_same_metrics(tmp_path / "one", tmp_path / "two")
+    metrics = pd.read_csv(tmp_path / "two" / "metrics.csv")
+    assert metrics["rho"].notna().sum() >= 5 and metrics["train_error"].notna().sum() >= 3
+
+
+def test_stream_shards_make_up_the_union_window_and_resume_from_its_state() -> None:
+    """Rank r of R trains the streams r, r + R, … of every window; a checkpoint's carried state is the union's (in
+    stream order), from which each rank takes its own streams back."""
+    stream = torch.arange(100)
+    union = StreamSampler(stream, batch_size=5, bptt=4, advance=None)
+    shards = [union.shard(Ranks(rank, 2)) for rank in range(2)]
+    whole = union.next(5)
+    parts = [shard.next(5) for shard in shards]
+    assert torch.equal(parts[0].inputs, whole.inputs[0::2]) and torch.equal(parts[1].targets, whole.targets[1::2])
+    assert all(shard.examples_seen == union.examples_seen == 20 for shard in shards)
+    state = [(torch.arange(5.0)[:, None].repeat(1, 3), -torch.arange(5.0)[:, None])]  # one layer's (h, c)
+    whole.final_state = state
+    saved = union.state_dict()  # (one process: nothing to gather)
+    shards[1].load_state_dict(saved)
+    assert shards[1].next(5).state[0][0][:, 0].tolist() == [1.0, 3.0]  # streams 1 and 3
+    assert shards[1].position == 8 and union.next(5).inputs[1::2].equal(shards[1].last_batch.inputs)
+    with pytest.raises(ConfigError, match="cannot feed 3 processes"):
+        StreamSampler(stream, batch_size=2, bptt=4, advance=None, ranks=Ranks(0, 3))
 
 
 def test_hf_on_two_ranks_follows_one_process(tmp_path: Path, data_dir: Path) -> None:
@@ -179,13 +231,7 @@ def test_hf_on_two_ranks_follows_one_process(tmp_path: Path, data_dir: Path) -> 
     of h into different steps."""
     common = [*RUN, f"data_dir={data_dir}", "optimizer=hf", "optimizer.gradient_batch=64", "optimizer.max_cg_iters=30",
               "optimizer.preconditioner=none", "optimizer.backtracking=false", "trainer.checkpoint_every=3"]
-    for steps, resume in ((4, "false"), (8, "true")):
-        (single,) = launch(1, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
-                               f"run_dir={tmp_path / 'one'}"], tmp_path)
-        assert single.returncode == 0, single.stderr
-        results = launch(2, [*common, f"trainer.max_steps={steps}", f"trainer.resume={resume}",
-                             f"run_dir={tmp_path / 'two'}"], tmp_path)
-        assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    one_and_two_ranks(tmp_path, common, steps=(4, 8))
     assert_same_metrics(tmp_path / "one", tmp_path / "two", rel=1e-9, exact_until=2)
 
 
@@ -233,3 +279,15 @@ def test_the_union_mean_is_the_identity_on_one_process() -> None:
     tensor = torch.tensor([1.0, 2.0])
     distributed.mean_([tensor], 7)
     assert tensor.tolist() == [1.0, 2.0] and sys.modules["secondorder.distributed"].world() == 1
+
+
+def test_factor_decompositions_are_shared_out_by_cost() -> None:
+    """Costliest first, each to the least-loaded rank: 1000³ alone on one rank, the rest on the other."""
+    assert distributed.owners([8.0, 1000.0**3, 27.0, 8.0], 2) == [1, 0, 1, 1]
+    assert distributed.owners([1.0] * 5, 3) == [0, 1, 2, 0, 1]
+    assert distributed.owners([5.0], 4) == [0]
+    # one process computes everything itself
+    matrices = [torch.eye(2), 2 * torch.eye(3)]
+    out = distributed.spread(matrices, lambda mine: [[m.trace().reshape(1)] for m in mine], lambda m: [(1,)],
+                             [8.0, 27.0], torch.float64)
+    assert [float(r[0]) for r in out] == [2.0, 6.0]

@@ -48,6 +48,20 @@ def test_progress_per_update_and_per_second() -> None:
     assert kv.progress({"ptb_word": {"adam": run(SETTLED)}}, "iteration").verdict == INCONCLUSIVE
 
 
+def test_a_diverged_run_leaves_the_comparison_named_and_a_diverged_option_fails() -> None:
+    """The copy task's SGD at lr 1 diverged at update 10 (the evidence runs): comparing everything there, before
+    any method had moved, said nothing; the comparison is with the baselines that trained."""
+    curves = problem()
+    curves["sgd_momentum"] = run([500.0, 9e9])
+    curves["sgd_momentum"].summary["status"] = "diverged"
+    verdict = kv.progress({"dnc_copy": curves}, "iteration")
+    assert verdict.verdict == HELD and "sgd_momentum diverged at update 10" in verdict.measured
+    assert "at 50 updates" in verdict.measured  # Adam's and K-FAC's common end, not SGD's 10
+    curves["kfac_option2"].summary["status"] = "diverged"
+    verdict = kv.progress({"dnc_copy": curves}, "iteration")
+    assert verdict.verdict == NOT_HELD and "K-FAC option2 diverged" in verdict.measured
+
+
 def test_update_cost_against_the_papers_ratios() -> None:
     table = {"ptb_word": problem(kfac_cost=1.8), "ptb_char": problem(kfac_cost=2.0)}
     verdict = kv.update_cost(table)

@@ -4,7 +4,8 @@
 
 Runs, with the profile's settings, :mod:`.curvature` (curvature-vector products vs a gradient),
 :mod:`.iterations` (every optimiser's step vs an Adam step, split into parts, peak GPU memory) and
-:mod:`.time_to_target` (HF, K-FAC, KFRA and tuned Adam to given training errors), then writes
+:mod:`.time_to_target` (HF, K-FAC, KFRA and tuned Adam to given training errors) and :mod:`.data_parallel`
+(steps per second and bytes per step at 1 and N processes), then writes
 ``results/bench/<device>/README.md``: the provenance, the issue's four speed goals with the measured value
 behind each, and links to the tables. The goals are stated for one H100; on any other device the summary says
 so beside each measured value.
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from secondorder.bench import curvature, iterations, time_to_target
+from secondorder.bench import curvature, data_parallel, iterations, time_to_target
 from secondorder.bench.timing import device_slug, environment, provenance_line
 
 PROFILES: dict[str, dict[str, list[str]]] = {
@@ -37,6 +38,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "iterations": ["--models", "curves", "ptb_char", "--batch", "1000", "--repeats", "3",
                        "--skip", "kflr@curves", "hf@ptb_char"],
         "time_to_target": ["--profile", "quick"],
+        "data_parallel": ["--ranks", "1", "2", "--model", "curves", "--batch", "1000"],
     },
     "full": {
         "curvature": ["--models", "curves", "mnist", "faces", "ptb_char", "ptb_word", "--batches", "1000", "5000",
@@ -44,9 +46,11 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "iterations": ["--models", "curves", "mnist", "faces", "ptb_char", "ptb_word", "--batch", "1000",
                        "--repeats", "5"],
         "time_to_target": ["--profile", "full"],
+        "data_parallel": ["--ranks", "1", "2", "4", "8", "--model", "curves", "--batch", "1000"],
     },
 }
-PARTS = {"curvature": curvature, "iterations": iterations, "time_to_target": time_to_target}
+PARTS = {"curvature": curvature, "iterations": iterations, "time_to_target": time_to_target,
+         "data_parallel": data_parallel}
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
@@ -117,6 +121,7 @@ def write_summary(folder: Path, device: torch.device, profile: str, seconds: dic
         "| [curvature.md](curvature.md) | GGN / Fisher / Hessian-vector products vs one gradient evaluation |",
         "| [iterations.md](iterations.md) | every optimiser's step vs one Adam step, split into parts; peak memory |",
         "| [time_to_target.md](time_to_target.md) | HF, K-FAC, KFRA, tuned Adam: time to training errors |",
+        "| [data_parallel.md](data_parallel.md) | steps per second and bytes per step at 1 and N processes |",
         "",
         "## Speed goals (issue: Performance)",
         "",

@@ -67,6 +67,18 @@ def progress(table: Curves, x: str) -> Verdict:
         kfac, baselines = _kfac(curves), {b: curves[b] for b in BASELINES if b in curves}
         if not kfac or not baselines:
             continue
+        # a diverged baseline stops early and makes no progress after: it leaves the comparison (named), so that
+        # its last evaluation does not become the point where everything is compared; a diverged K-FAC option fails
+        failed = {n: r for n, r in {**kfac, **baselines}.items() if diverged(r)}
+        kfac = {o: r for o, r in kfac.items() if o not in failed}
+        baselines = {b: r for b, r in baselines.items() if b not in failed}
+        if failed:
+            parts.append(f"{problem}: " + ", ".join(f"{_name(n)} diverged at update {r.summary.get('iteration')}"
+                                                    for n, r in failed.items()))
+            if any(n in OPTIONS for n in failed):
+                holds.append(False)
+        if not kfac or not baselines:
+            continue
         runs = [*kfac.values(), *baselines.values()]
         end = common_end(runs, column, x)
         if end is None:
@@ -87,6 +99,14 @@ def progress(table: Curves, x: str) -> Verdict:
     return judged(claim, "; ".join(parts), all(holds), f"every option is {margin} the better baseline on every "
                   "problem run", f"on some problem an option is not {margin} the better baseline.", CHECKED,
                   still_improving=", ".join(improving) + " still improving" if improving else None)
+
+
+def diverged(run: Run) -> bool:
+    return run.summary.get("status") == "diverged"
+
+
+def _name(method: str) -> str:
+    return f"K-FAC {method}" if method in OPTIONS else method
 
 
 def seconds_per_update(run: Run) -> float | None:

@@ -47,6 +47,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from secondorder.distributed import spread
+
 Decomposition = tuple[Tensor, Tensor]  # (eigenvalues, eigenvectors)
 Factors = Mapping[str, Sequence[Tensor]]  # "A", "G" (and "A_cross", "G_cross"): one list of matrices per key
 
@@ -183,10 +185,14 @@ class BlockDiagonalInverse(KroneckerInverse):
     once and each later application costs two products, G̃⁻¹ V Ã⁻¹ (the same operator; float64 throughout).
     ``uses`` (how often each γ was applied since the refresh) decides which path runs, and is checkpointed so a
     resumed run takes the same path. A refresh costs 2ℓ eigendecompositions; applying costs none.
+
+    ``spread`` (data-parallel runs): the 2ℓ decompositions are shared out over the ranks by their cost n³ and
+    broadcast (:func:`~secondorder.distributed.spread`); every rank ends with all of them, as one process would.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spread: bool = False) -> None:
         super().__init__()
+        self.spread = spread
         self.A: list[Decomposition] = []
         self.G: list[Decomposition] = []
         self.pi: list[float] = []
@@ -196,7 +202,14 @@ class BlockDiagonalInverse(KroneckerInverse):
 
     def refresh(self, factors: Factors) -> None:
         A, G = list(factors["A"]), list(factors["G"])
-        decompositions = batched_eigh([*A, *G])
+        if self.spread:
+            matrices = [*A, *G]
+            shared = spread(matrices, lambda mine: [list(d) for d in batched_eigh(mine)],
+                            lambda m: [(m.shape[0],), (m.shape[0], m.shape[0])],
+                            [float(m.shape[0]) ** 3 for m in matrices], torch.float64)
+            decompositions = [(values, vectors) for values, vectors in shared]
+        else:
+            decompositions = batched_eigh([*A, *G])
         self.A, self.G = decompositions[: len(A)], decompositions[len(A) :]
         self.pi = trace_norm_pis(A, G)
         self.refreshes += 1

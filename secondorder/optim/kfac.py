@@ -88,6 +88,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
     gamma_min: float | None = None
     gamma_max: float | None = 1.0
     inverse_period: int = 20
+    parallel_inverses: str = "spread"  # data-parallel runs: spread | every_rank (see choose_inverse)
     stats_fraction: float = 0.125
     fisher_fraction: float = 1.0
     stats_decay: float = 0.95
@@ -102,6 +103,7 @@ class KFACConfig:  # names kfac, kfac_tridiag, kfra, kflr: one algorithm, the YA
     def check(self) -> list[Check]:
         return [
             one_of(self, "approximation", ["blockdiag", "tridiag"]),
+            one_of(self, "parallel_inverses", ["spread", "every_rank"]),
             *positive(self, "lambda_period", "gamma_period", "inverse_period", "batch_size", "batch_full_at"),
             *lm_checks(self),
             *positive(self, "initial_gamma", "gamma_max", allow_none=True),
@@ -337,9 +339,12 @@ def choose_inverse(cfg: KFACConfig) -> KroneckerInverse:
     """The inverse back-end for a configuration, chosen once: block-tridiagonal F̂⁻¹ for
     ``approximation=tridiag``; Cholesky solves when the factors are fresh every iteration (``inverse_period=1``:
     KFRA/KFLR, where eigendecompositions reused across iterations would not pay off); otherwise
-    eigendecompositions refreshed every ``inverse_period`` iterations."""
+    eigendecompositions refreshed every ``inverse_period`` iterations — in a data-parallel run spread over the ranks
+    by layer (``parallel_inverses=spread``: each rank decomposes its share and broadcasts it) or done by every rank
+    (``every_rank``). The tridiagonal and Cholesky back-ends, whose work depends on the damping of each
+    application, run on every rank."""
     if cfg.approximation == "tridiag":
         return BlockTridiagonalInverse()
     if cfg.inverse_period == 1:
         return CholeskyBlockDiagonal()
-    return BlockDiagonalInverse()
+    return BlockDiagonalInverse(spread=cfg.parallel_inverses == "spread")

@@ -48,6 +48,7 @@ from torch import Tensor
 
 from secondorder.curvature.params import detached_params
 from secondorder.curvature.products import curvature_targets
+from secondorder.distributed import draw_for_sequences, mean_, union_count
 from secondorder.kfac.sequence_layers import SequenceLayers
 from secondorder.kfac.temporal import APPROXIMATIONS, Factor, TemporalInverse
 from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
@@ -99,6 +100,7 @@ def _fold(old: Factor | None, new: Factor, decay: float) -> Factor:
 class KFACRNN(Optimizer):
     config_class = KFACRNNConfig
     compile_ok = False  # its statistics come from module hooks (trainer.compile)
+    distributed_ok = True  # gradient, the lag-0 / lag-1 factor statistics and ρ's terms: union means
     stat_names = ("lr", "clip", "psi_max", "clipped")
 
     def __init__(self, problem: Any, cfg: KFACRNNConfig) -> None:
@@ -122,27 +124,37 @@ class KFACRNN(Optimizer):
     # ------------------------------------------------------------------ statistics and gradient
     def gradient_and_statistics(self, batch: Any) -> tuple[Tensor, dict[str, Tensor], int]:
         """h and ∇h on the batch, with the lag-0 / lag-1 factor statistics of targets sampled from the model folded
-        into the running averages (one forward and two backward passes); returns (h, ∇h, m), m the sequences."""
+        into the running averages (one forward and two backward passes); returns (h, ∇h, m), m the sequences.
+
+        In a data-parallel run h, ∇h and the factor statistics (means over the sequences) become the union's
+        (:func:`~secondorder.distributed.mean_`), the targets are drawn at the union's shape, and m is the union's
+        number of sequences."""
         problem = self.problem
         with self.phases("gradient"):
             with self.layers.capture():
                 z, y = problem.outputs(batch)
             h = problem.loss.per_case(z, y).sum() / problem.cases(batch) + problem.l2_penalty()
-            grads = torch.autograd.grad(h, self.params, retain_graph=True)
+            grads = [g.detach() for g in torch.autograd.grad(h, self.params, retain_graph=True)]
         with self.phases("statistics"):
-            sampled = problem.loss.sample_targets(z.detach(), self.generator)
+            sampled = draw_for_sequences(lambda union: problem.loss.sample_targets(union, self.generator),
+                                         z.detach(), batch.mask)
             outputs = self.layers.outputs()
             output_grads = torch.autograd.grad(problem.loss.per_case(z, sampled).sum(), outputs,
                                                allow_unused=True)
             output_grads = [torch.zeros_like(o) if g is None else g
                             for o, g in zip(outputs, output_grads, strict=True)]
             A, G, m, T = self.layers.statistics(list(output_grads))
+            h = h.detach()
+            mean_([*grads, h], problem.cases(batch))
+            unique = {id(t): t for f in (*A, *G) for t in (f.c0, f.c1) if t is not None}  # gates share one A
+            mean_(list(unique.values()), m)
+            m = union_count(m)
             self.updates += 1
             decay = min(1.0 - 1.0 / self.updates, self.cfg.stats_decay)
             self.A = [_fold(old, new, decay) for old, new in zip(self.A, A, strict=True)]
             self.G = [_fold(old, new, decay) for old, new in zip(self.G, G, strict=True)]
             self.length = T
-        return h.detach(), {n: g.detach() for n, g in zip(self.names, grads, strict=True)}, m
+        return h, dict(zip(self.names, grads, strict=True)), m
 
     # ------------------------------------------------------------------ one iteration
     def step(self, iteration: int, sampler: Sampler) -> StepResult:
@@ -163,7 +175,7 @@ class KFACRNN(Optimizer):
             with self.phases("inverses"):
                 self._refresh()
             costs.inversions += 2 * len(self.inverses)
-        scale = problem.cases(batch) / m  # ĝ: gradient of the per-sequence summed loss
+        scale = union_count(problem.cases(batch)) / m  # ĝ: gradient of the per-sequence summed loss
         direction: dict[str, Tensor] = {}
         with self.phases("proposal"):
             for block, inverse in zip(self.layers.blocks, self.inverses, strict=True):
@@ -197,13 +209,16 @@ class KFACRNN(Optimizer):
         step = {n: -((self.cfg.lr if lr is None else lr) * self.velocity[n]) for n in self.names}
         with self.phases("damping"):
             with torch.no_grad():
-                h1 = float(problem.objective_at(batch, {n: params[n] + step[n] for n in self.names}))
+                moved = problem.objective_at(batch, {n: params[n] + step[n] for n in self.names})
             z, jv = torch.func.jvp(lambda p: problem.outputs(batch, p)[0], (params,), (step,))
             fisher = (jv * problem.loss.output_hessian_vector(z, jv, curvature_targets(problem, batch, params)))
+            fisher = fisher.sum() / problem.cases(batch)
+            mean_([moved, fisher], problem.cases(batch))  # the union's h(θ+δ) and δᵀFδ (data-parallel runs)
+            h1 = float(moved)
             penalised = [step[n].pow(2).sum() for n in self.names if n in problem.l2_names]
             penalty = problem.l2 * torch.stack(penalised).sum() if penalised and problem.l2 else 0.0
             slope = torch.stack([(grad[n] * step[n]).sum() for n in self.names]).sum()
-            change = float(slope + 0.5 * (fisher.sum() / problem.cases(batch) + penalty))
+            change = float(slope + 0.5 * (fisher + penalty))
         costs.forward_passes += 1
         costs.curvature_products += 1
         if not math.isfinite(h1) or h1 > h0 or not change < 0:

@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from secondorder.distributed import Ranks
 from secondorder.errors import ConfigError
 from secondorder.losses import MatchingLoss
-from secondorder.problems.samplers import Sampler
+from secondorder.problems.samplers import Sampler, ShardedSampler
 from secondorder.validation import Check, non_negative
 
 
@@ -111,6 +112,15 @@ class Problem(ABC):
     @abstractmethod
     def make_sampler(self, seed: int) -> Sampler:
         """The training-batch source (checkpointable)."""
+
+    def shard_sampler(self, sampler: Sampler, ranks: Ranks) -> Sampler:
+        """Rank ``ranks.rank``'s share of every batch ``sampler`` draws, in a data-parallel run: the strided cases
+        r, r + R, … of the union batch (:class:`~secondorder.problems.samplers.ShardedSampler`), cut out by
+        :meth:`subset`. Refused in one line where batches do not split into cases."""
+        if type(self).subset is Problem.subset:
+            raise ConfigError(f"{type(self).__name__}: its batches do not split into cases, so it does not run "
+                              "data-parallel; launch it as one process or pass trainer.distributed=off")
+        return ShardedSampler(sampler, self.subset, ranks, self.cases)
 
     @abstractmethod
     def evaluate(self, batch_size: int) -> dict[str, float]:

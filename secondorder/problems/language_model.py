@@ -18,9 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from secondorder.data.sequences import SequenceBatch, TokenCorpus
+from secondorder.distributed import Ranks, my_share, totals
 from secondorder.losses import MatchingLoss
 from secondorder.problems.base import ObjectiveConfig, Problem
-from secondorder.problems.samplers import StreamSampler, batchify
+from secondorder.problems.samplers import Sampler, StreamSampler, batchify
 
 
 def detach_state(state: Any) -> Any:
@@ -65,19 +66,29 @@ class LanguageModelProblem(Problem):
     def make_sampler(self, seed: int) -> StreamSampler:
         return StreamSampler(self.streams["train"], self.batch_size, self.bptt, self._advance)
 
+    def shard_sampler(self, sampler: Sampler, ranks: Ranks) -> Sampler:
+        """Data-parallel runs: each rank trains its own streams of the union batch and carries their state
+        (:meth:`StreamSampler.shard`)."""
+        if not isinstance(sampler, StreamSampler):
+            return super().shard_sampler(sampler, ranks)
+        return sampler.shard(ranks)
+
     def error_from_ce(self, ce: float) -> float:
         return ce / math.log(2) if self.metric == "bits_per_char" else math.exp(min(ce, 700.0))
 
     @torch.no_grad()
     def mean_cross_entropy(self, stream: Tensor) -> float:
-        grid = batchify(stream, self.eval_batch_size)
+        """The mean cross-entropy per token of a text read as ``eval_batch_size`` streams in windows of ``bptt``;
+        in a data-parallel run each rank reads its share of the streams and the sums are added over the ranks."""
+        grid = batchify(stream, self.eval_batch_size)[my_share(self.eval_batch_size)]
         total, count, state = 0.0, 0, None
-        for start in range(0, grid.shape[1] - 1, self.bptt):
+        for start in range(0, grid.shape[1] - 1 if grid.shape[0] else 0, self.bptt):
             length = min(self.bptt, grid.shape[1] - 1 - start)
             logits, state = self.model(grid[:, start : start + length], state)
             targets = grid[:, start + 1 : start + 1 + length]
             total += float(self.loss.per_case(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).sum())
             count += targets.numel()
+        total, count = totals([total, count])
         return total / count
 
     def evaluate(self, batch_size: int) -> dict[str, float]:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from secondorder.data.sequences import SequenceBatch
-from secondorder.distributed import Ranks
+from secondorder.distributed import SINGLE, Ranks, gather_cases
 from secondorder.errors import ConfigError
 
 
@@ -147,10 +147,20 @@ class StreamSampler(Sampler):
     an epoch may be shorter). Each batch starts from the final state the model reached on the previous window
     (``batch.final_state``, recorded by the problem's forward pass; computed by ``advance`` if an optimiser
     never ran one); every epoch starts from zeros. ``examples_seen`` counts target tokens.
+
+    Data-parallel runs (:meth:`shard`): rank r of R keeps the streams (rows of the grid) r, r + R, … of every
+    window and carries their state alone — no communication while training. The counters are the union's, and a
+    checkpoint holds the union's carried state in stream order (gathered from every rank; each takes its own rows
+    back on resume), so it resumes on any number of processes.
     """
 
-    def __init__(self, stream: Tensor, batch_size: int, bptt: int, advance: Any) -> None:
-        self.grid = batchify(stream, batch_size)
+    def __init__(self, stream: Tensor, batch_size: int, bptt: int, advance: Any, ranks: Ranks = SINGLE) -> None:
+        if batch_size < ranks.world:
+            raise ConfigError(f"a batch of {batch_size} streams cannot feed {ranks.world} processes; use "
+                              f"dataset.batch_size ≥ {ranks.world} or fewer processes")
+        self.stream = stream
+        self.ranks = ranks
+        self.grid = batchify(stream, batch_size)[ranks.rank :: ranks.world]
         self.batch_size, self.bptt = batch_size, bptt
         self.advance = advance
         self.position = 0
@@ -160,6 +170,10 @@ class StreamSampler(Sampler):
         self.carried: Any = None
         self.tokens_per_epoch = batch_size * (self.grid.shape[1] - 1)
 
+    def shard(self, ranks: Ranks) -> StreamSampler:
+        """This sampler's streams r, r + R, … for rank r of R (a fresh sampler at the start of the stream)."""
+        return StreamSampler(self.stream, self.batch_size, self.bptt, self.advance, ranks)
+
     def next(self, batch_size: int) -> Any:
         if batch_size != self.batch_size:
             raise ValueError(f"language-model batches are fixed at {self.batch_size} streams, got {batch_size}")
@@ -167,26 +181,30 @@ class StreamSampler(Sampler):
             self.position, self.carried, self.last_batch = 0, None, None
             self.epoch_index += 1
         if self.last_batch is not None:
-            self.carried = (self.last_batch.final_state if self.last_batch.final_state is not None
-                            else self.advance(self.last_batch))
+            self.carried = self._final_state()
         length = min(self.bptt, self.grid.shape[1] - 1 - self.position)
         inputs = self.grid[:, self.position : self.position + length]
         targets = self.grid[:, self.position + 1 : self.position + 1 + length]
         self.position += length
-        self.examples_seen += inputs.numel()
+        self.examples_seen += length * self.batch_size  # the union's tokens
         mask = torch.ones(inputs.shape, dtype=torch.bool, device=inputs.device)
         self.last_batch = SequenceBatch(inputs, targets, mask, state=self.carried)
         return self.last_batch
+
+    def _final_state(self) -> Any:
+        return (self.last_batch.final_state if self.last_batch.final_state is not None
+                else self.advance(self.last_batch))
 
     @property
     def epochs(self) -> float:
         return self.examples_seen / self.tokens_per_epoch
 
     def state_dict(self) -> dict[str, Any]:
-        carried = None
-        if self.last_batch is not None:
-            carried = (self.last_batch.final_state if self.last_batch.final_state is not None
-                       else self.advance(self.last_batch))
+        """Positions and the carried state of every stream (a collective on a data-parallel run: every rank calls
+        it)."""
+        carried = None if self.last_batch is None else self._final_state()
+        if self.ranks.parallel and carried is not None:
+            carried = map_state(carried, gather_cases)
         return {"position": self.position, "epoch_index": self.epoch_index, "examples_seen": self.examples_seen,
                 "carried": carried}
 
@@ -194,15 +212,22 @@ class StreamSampler(Sampler):
         self.position, self.epoch_index = state["position"], state["epoch_index"]
         self.examples_seen = state["examples_seen"]
         self.carried = state["carried"]
-        if self.carried is not None:  # a stand-in for the last batch, holding the carried state
-            device = self.grid.device
-            self.carried = [(h.to(device), c.to(device)) for h, c in self.carried] \
-                if isinstance(self.carried, list) else self.carried.to(device)
+        if self.carried is not None:  # a stand-in for the last batch, holding this rank's streams' carried state
+            device, rank, world = self.grid.device, self.ranks.rank, self.ranks.world
+            self.carried = map_state(self.carried, lambda t: t[rank::world].to(device))
             empty = self.grid[:, :0]
             self.last_batch = SequenceBatch(empty, empty, empty.bool(), state=None)
             self.last_batch.final_state = self.carried
         else:
             self.last_batch = None
+
+
+def map_state(state: Any, function: Any) -> Any:
+    """``function`` applied to every tensor of a recurrent state (a tensor, or per layer an (h, c) pair), whose
+    leading dimension is the stream."""
+    if isinstance(state, Tensor):
+        return function(state)
+    return type(state)(map_state(part, function) for part in state)
 
 
 class ShardedSampler(Sampler):
