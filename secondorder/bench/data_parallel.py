@@ -1,7 +1,7 @@
 """Data-parallel scaling: steps per second and bytes communicated per step at 1 and N processes (``make bench``,
 part 4).
 
-    python -m secondorder.bench.data_parallel [--ranks 1 2] [--model curves] [--batch 1000] [--steps 23]
+    python -m secondorder.bench.data_parallel [--ranks 1 2] [--model curves] [--batch 1000 10000] [--steps 43]
                                               [--methods adam kfac …] [--device cpu|cuda] [--out results/bench]
 
 Each row is a real ``train`` run (``trainer.distributed``, launched the way ``torchrun --nproc_per_node=N`` launches
@@ -116,11 +116,11 @@ def measure(method: str, ranks: int, model: str, m: int, steps: int, device: str
 
 
 def add_speedups(frame: pd.DataFrame) -> pd.DataFrame:
-    """``speedup``: steps per second relative to the same method on one process."""
-    one = frame[frame.ranks == 1].set_index("method").steps_per_s
+    """``speedup``: steps per second relative to the same method and batch on one process."""
+    one = frame[frame.ranks == 1].set_index(["method", "m"]).steps_per_s
     frame = frame.copy()
-    frame["speedup"] = [row.steps_per_s / one[row.method] if row.method in one.index else float("nan")
-                        for row in frame.itertuples()]
+    frame["speedup"] = [one[(row.method, row.m)] and row.steps_per_s / one[(row.method, row.m)]
+                        if (row.method, row.m) in one.index else float("nan") for row in frame.itertuples()]
     return frame
 
 
@@ -145,8 +145,10 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(prog="bench-data-parallel", description=__doc__.split("\n\n")[0])
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     p.add_argument("--model", default="curves")
-    p.add_argument("--batch", type=int, default=1000, help="m: cases per batch (the union's)")
-    p.add_argument("--steps", type=int, default=23, help="iterations per run (the first few are warm-up)")
+    p.add_argument("--batch", type=int, nargs="+", default=[1000, 10000],
+                   help="m: cases per batch (the union's); each m its own rows")
+    p.add_argument("--steps", type=int, default=43,
+                   help="iterations per run: 3 of warm-up, then two windows of 20 (each with one inverse refresh)")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--data-dir", default=str(Path(os.environ.get("SECONDORDER_DATA", "data")).resolve()),
@@ -161,12 +163,13 @@ def main(argv: list[str] | None = None) -> Path:
     skipped = [r for r in args.ranks if r not in ranks]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dp-") as scratch:
-        for method in args.methods:
-            for n in ranks:
-                steps = args.steps if method.partition(":")[0] != "hf" else max(4, args.steps // 4)
-                print(f"  {method} on {n} process(es)…", flush=True)
-                rows.append(measure(method, n, args.model, args.batch, steps, device.type, args.data_dir,
-                                    Path(scratch), args.timeout, tuple(args.set)))
+        for m in args.batch:
+            for method in args.methods:
+                for n in ranks:
+                    steps = args.steps if method.partition(":")[0] != "hf" else max(4, args.steps // 4)
+                    print(f"  {method}, m = {m}, on {n} process(es)…", flush=True)
+                    rows.append(measure(method, n, args.model, m, steps, device.type, args.data_dir,
+                                        Path(scratch), args.timeout, tuple(args.set)))
     frame = add_speedups(pd.DataFrame(rows))
     env = {**environment(device), "cores": os.cpu_count(), "gpus": available}
     command = "python -m secondorder.bench.data_parallel " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -38,7 +38,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "iterations": ["--models", "curves", "ptb_char", "--batch", "1000", "--repeats", "3",
                        "--skip", "kflr@curves", "hf@ptb_char"],
         "time_to_target": ["--profile", "quick"],
-        "data_parallel": ["--ranks", "1", "2", "--model", "curves", "--batch", "1000"],
+        "data_parallel": ["--ranks", "1", "2", "--model", "curves", "--batch", "1000", "10000"],
     },
     "full": {
         "curvature": ["--models", "curves", "mnist", "faces", "ptb_char", "ptb_word", "--batches", "1000", "5000",
@@ -46,7 +46,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
         "iterations": ["--models", "curves", "mnist", "faces", "ptb_char", "ptb_word", "--batch", "1000",
                        "--repeats", "5"],
         "time_to_target": ["--profile", "full"],
-        "data_parallel": ["--ranks", "1", "2", "4", "8", "--model", "curves", "--batch", "1000"],
+        "data_parallel": ["--ranks", "1", "2", "4", "8", "--model", "curves", "--batch", "1000", "10000"],
     },
 }
 PARTS = {"curvature": curvature, "iterations": iterations, "time_to_target": time_to_target,
