@@ -95,7 +95,7 @@ def measure(method: str, ranks: int, model: str, m: int, steps: int, device: str
     """One run of ``steps`` iterations on ``ranks`` processes; its step time and communication."""
     cores = os.cpu_count() or 1
     threads = max(1, cores // ranks) if device == "cpu" else 1
-    run_dir = cwd / f"{method.replace(':', '_').replace('=', '-').replace(',', '_')}-{ranks}"
+    run_dir = cwd / f"{method.replace(':', '_').replace('=', '-').replace(',', '_')}-m{m}-{ranks}"
     args = [f"dataset={model}", *method_overrides(method, m), f"trainer.max_steps={steps}",
             "trainer.eval_every=1000000", f"trainer.checkpoint_every={10 * steps}", "trainer.log_every=1",
             "trainer.progress=false", f"trainer.device={device}", f"run_dir={run_dir}", f"data_dir={data_dir}",
