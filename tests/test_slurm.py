@@ -105,3 +105,15 @@ def test_hydra_multirun_through_submitit(tmp_path: Path, data_dir: Path) -> None
     summaries = [json.loads(p.read_text()) for p in tmp_path.glob("multirun/*/*/summary.json")]
     assert sorted(s["optimizer"] for s in summaries) == ["adam", "sgd"]
     assert all(s["provenance"]["slurm_job_id"] for s in summaries)
+
+
+def test_submitit_tasks_per_node_run_each_configuration_data_parallel(tmp_path: Path, data_dir: Path) -> None:
+    """``train -m … hydra.launcher.tasks_per_node=2``: each configuration becomes one SLURM job whose two tasks join
+    one process group (SLURM's step environment) and write one run directory."""
+    result = run_cli(script("train"), "-m", "optimizer=sgd,adam", *TINY, f"data_dir={data_dir}",
+                     "trainer.max_steps=3", "trainer.distributed=on", f"out_root={tmp_path}",
+                     *submitit("hydra.launcher.tasks_per_node=2"), cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summaries = [json.loads(p.read_text()) for p in tmp_path.glob("multirun/*/*/summary.json")]
+    assert sorted(s["optimizer"] for s in summaries) == ["adam", "sgd"]
+    assert all(s["processes"] == 2 and s["status"] == "completed" for s in summaries)
