@@ -152,6 +152,7 @@ def one_and_two_ranks(tmp_path: Path, common: list[str], steps: tuple[int, int] 
 
 
 @pytest.mark.parametrize("method", [
+    pytest.param(["optimizer=sgd", "optimizer.lr=0.01", "optimizer.batch_size=32"], marks=pytest.mark.slow),
     ["optimizer=adam", "optimizer.batch_size=32"],
     pytest.param(["optimizer=nesterov", "optimizer.lr=0.001", "optimizer.batch_size=31"], marks=pytest.mark.slow),
     # K-FAC's batch grows 64 → 65 at iteration 7 (unequal shards), inverses at 1–3, 5, 10; statistics on the first
@@ -161,7 +162,7 @@ def one_and_two_ranks(tmp_path: Path, common: list[str], steps: tuple[int, int] 
     pytest.param(["optimizer=kfac", *SECOND_ORDER, "optimizer.parallel_inverses=every_rank"],
                  marks=pytest.mark.slow),
     ["optimizer=kfra", "optimizer.batch_size=64"],
-], ids=["adam", "nesterov", "kfac", "kfac_tridiag", "kfac_every_rank", "kfra"])
+], ids=["sgd", "adam", "nesterov", "kfac", "kfac_tridiag", "kfac_every_rank", "kfra"])
 def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_dir: Path,
                                                            method: list[str]) -> None:
     """Equal shards (32 = 16 + 16) and unequal ones (31 = 16 + 15: a mean of the two shard means would be off);
