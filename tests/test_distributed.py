@@ -119,8 +119,8 @@ def launch(ranks: int, args: list[str], cwd: Path, timeout: float = 240) -> list
     return results
 
 
-def assert_same_metrics(a: Path, b: Path, rel: float = 1e-10, exact_until: int | None = None) -> None:
-    """Every metric of every row to ``rel``; rows after iteration ``exact_until`` (when given) to 1e-4."""
+def assert_same_metrics(a: Path, b: Path, rel: float = 1e-10) -> None:
+    """Every metric of every row to ``rel`` relative (the wall-clock time aside)."""
     left, right = pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv")
     assert list(left.columns) == list(right.columns) and len(left) == len(right)
     for column in left.columns:
@@ -130,8 +130,7 @@ def assert_same_metrics(a: Path, b: Path, rel: float = 1e-10, exact_until: int |
             if isinstance(x, float) and math.isnan(x):
                 assert math.isnan(y), column
             else:
-                tolerance = rel if exact_until is None or it <= exact_until else 1e-4
-                assert y == pytest.approx(x, rel=tolerance, abs=1e-300), (column, it)
+                assert y == pytest.approx(x, rel=rel, abs=1e-300), (column, it)
 
 
 SECOND_ORDER = ["optimizer.batch_size=64", "optimizer.inverse_period=5", "optimizer.gamma_period=5"]
@@ -162,7 +161,8 @@ def one_and_two_ranks(tmp_path: Path, common: list[str], steps: tuple[int, int] 
     pytest.param(["optimizer=kfac", *SECOND_ORDER, "optimizer.parallel_inverses=every_rank"],
                  marks=pytest.mark.slow),
     ["optimizer=kfra", "optimizer.batch_size=64"],
-], ids=["sgd", "adam", "nesterov", "kfac", "kfac_tridiag", "kfac_every_rank", "kfra"])
+    pytest.param(["optimizer=kflr", "optimizer.batch_size=64"], marks=pytest.mark.slow),
+], ids=["sgd", "adam", "nesterov", "kfac", "kfac_tridiag", "kfac_every_rank", "kfra", "kflr"])
 def test_two_ranks_reproduce_one_process_and_resume_midway(tmp_path: Path, data_dir: Path,
                                                            method: list[str]) -> None:
     """Equal shards (32 = 16 + 16) and unequal ones (31 = 16 + 15: a mean of the two shard means would be off);
@@ -222,18 +222,21 @@ def test_stream_shards_make_up_the_union_window_and_resume_from_its_state() -> N
         StreamSampler(stream, batch_size=2, bptt=4, advance=None, ranks=Ranks(0, 3))
 
 
-def test_hf_on_two_ranks_follows_one_process(tmp_path: Path, data_dir: Path) -> None:
-    """HF with every gradient, CG product (a curvature chunk of 16 of the 64 cases) and objective as union means.
+def test_hf_on_two_ranks_reproduces_one_process_and_resumes(tmp_path: Path, data_dir: Path) -> None:
+    """HF whole (empirical-Fisher preconditioner, CG-backtracking, line search, λ adapted by ρ) with every gradient,
+    CG product (a curvature chunk of 16 of the 64 cases), preconditioner statistic and objective as union means.
 
-    HF's iterates amplify rounding: on one process alone a 1e-15 relative change of its diagonal preconditioner moves
-    ρ by ~1e-6 within one iteration (measured), and CG with warm starts carries such differences on, so the two
-    runs agree to 1e-9 over the first two iterations and stay within 1e-4 over eight (a missing union mean is off by
-    O(1) at once). Without the preconditioner and CG-backtracking, whose choice among stored iterates turns near-ties
-    of h into different steps."""
-    common = [*RUN, f"data_dir={data_dir}", "optimizer=hf", "optimizer.gradient_batch=64", "optimizer.max_cg_iters=30",
-              "optimizer.preconditioner=none", "optimizer.backtracking=false", "trainer.checkpoint_every=3"]
-    one_and_two_ranks(tmp_path, common, steps=(4, 8))
-    assert_same_metrics(tmp_path / "one", tmp_path / "two", rel=1e-9, exact_until=2)
+    CG is run for 5 iterations: CG in floating point amplifies rounding with every iteration it runs, so at HF's
+    default length (here 17–39 iterations) no reproduction holds 1e-10, distributed or not — one process against
+    itself with 1 thread and with 2 (a different summation order in BLAS) differs by 2e-5 in the loss after two
+    iterations, and two ranks against one by 2e-8; with 10 CG iterations by 3e-6 after twelve, with 5 by 1e-13
+    (measured)."""
+    common = [*RUN, f"data_dir={data_dir}", "optimizer=hf", "optimizer.gradient_batch=64", "optimizer.max_cg_iters=5",
+              "trainer.checkpoint_every=5"]
+    one_and_two_ranks(tmp_path, common)
+    assert_same_metrics(tmp_path / "one", tmp_path / "two")
+    metrics = pd.read_csv(tmp_path / "two" / "metrics.csv")
+    assert metrics["lambda"].nunique() >= 5 and (metrics["cg_iters"].dropna() == 5).all()
 
 
 def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> None:
