@@ -20,10 +20,10 @@ import atexit
 import math
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -35,6 +35,7 @@ MODES = ("auto", "off", "on")
 #: SLURM rendezvous port: this base plus the job id modulo ``PORT_SPAN`` (two steps of one job would collide, as
 #: they would under torchrun's fixed default)
 PORT_BASE, PORT_SPAN = 20000, 20000
+Job = TypeVar("Job")
 
 
 @dataclass(frozen=True)
@@ -265,28 +266,27 @@ def owners(costs: Sequence[float], size: int) -> list[int]:
     return owner
 
 
-def spread(inputs: Sequence[Tensor], compute: Any, shapes: Any, costs: Sequence[float],
-           dtype: torch.dtype) -> list[list[Tensor]]:
-    """``compute(inputs)`` — a list of result tensors per input, of ``shapes(input)`` and ``dtype`` — with the
-    inputs shared out over the ranks (:func:`owners` by ``costs``) and each rank's results broadcast to the others
-    (one broadcast per rank): K-FAC's factor decompositions spread by layer, as KAISA (Pauloski et al. 2021)
-    assigns them. Every rank must hold the same inputs; the results are those of one process computing them all.
-    On one process, ``compute(inputs)``."""
+def spread(jobs: Sequence[Job], compute: Callable[[list[Job]], list[list[Tensor]]],
+           shapes: Callable[[Job], list[tuple[int, ...]]], costs: Sequence[float], dtype: torch.dtype,
+           device: torch.device | str = "cpu") -> list[list[Tensor]]:
+    """``compute(jobs)`` — a list of result tensors per job, of ``shapes(job)`` — with the jobs shared out over the
+    ranks (:func:`owners` by ``costs``) and each rank's results broadcast to the others in ``dtype`` on ``device``
+    (one broadcast per rank that owns a job): K-FAC's decompositions and solves spread by layer, as KAISA
+    (Pauloski et al. 2021) assigns them. Every rank must know the same jobs (their shapes computable everywhere);
+    the results are those of one process computing them all. On one process, ``compute(jobs)``."""
     rank, size = place()
     if size == 1:
-        return compute(list(inputs))
+        return compute(list(jobs))
     owner = owners(costs, size)
-    mine = [i for i in range(len(inputs)) if owner[i] == rank]
-    computed = dict(zip(mine, compute([inputs[i] for i in mine]) if mine else [], strict=True))
-    results: list[list[Tensor]] = [[] for _ in inputs]
-    device = inputs[0].device if inputs else torch.device("cpu")
+    mine = [i for i in range(len(jobs)) if owner[i] == rank]
+    computed = dict(zip(mine, compute([jobs[i] for i in mine]) if mine else [], strict=True))
+    results: list[list[Tensor]] = [[] for _ in jobs]
     for source in range(size):
-        jobs = [i for i in range(len(inputs)) if owner[i] == source]
-        layout = [(i, shape) for i in jobs for shape in shapes(inputs[i])]
+        layout = [(i, shape) for i in range(len(jobs)) if owner[i] == source for shape in shapes(jobs[i])]
         if not layout:
             continue
         if source == rank:
-            flat = torch.cat([t.reshape(-1).to(dtype) for i in jobs for t in computed[i]])
+            flat = torch.cat([t.reshape(-1).to(dtype) for i in mine for t in computed[i]])
         else:
             flat = torch.empty(sum(math.prod(shape) for _, shape in layout), dtype=dtype, device=device)
         TRAFFIC.count(flat)

@@ -188,11 +188,14 @@ LANGUAGE_MODEL = ["dataset=ptb_char", "dataset.bptt=12", "dataset.eval_train_tok
     # the memory-augmented LSTM: sequences whose scored steps (the mask) are a part of each
     pytest.param(["dataset=dnc_copy", "dataset.T=22", "dataset.n_test=40", "optimizer.batch_size=25"],
                  marks=pytest.mark.slow),
-], ids=["ptb_char", "dnc_copy"])
+    pytest.param([*LANGUAGE_MODEL, "dataset.batch_size=5", "optimizer.batch_size=5",
+                  "optimizer.parallel_inverses=every_rank"], marks=pytest.mark.slow),
+], ids=["ptb_char", "dnc_copy", "ptb_char_every_rank"])
 def test_kfac_rnn_on_two_ranks_reproduces_one_process_and_resumes(tmp_path: Path, data_dir: Path,
                                                                    task: list[str]) -> None:
     """K-FAC for RNNs with its gradient, lag-0 / lag-1 factor statistics and ρ's terms as union means and its
-    sampled targets drawn at the union's shape; inverse refreshes at 1–3, 4, 8, 12; λ adapted every 2."""
+    sampled targets drawn at the union's shape; inverse refreshes at 1–3, 4, 8, 12 (each layer's on one rank,
+    broadcast, or on every rank); λ adapted every 2."""
     common = [*task, "trainer.device=cpu", "trainer.dtype=float64", "trainer.log_every=1", "trainer.eval_every=4",
               "trainer.progress=false", f"data_dir={data_dir}", "optimizer=kfac_rnn", "optimizer.inverse_period=4",
               "optimizer.lambda_period=2", "objective.l2=1e-3", "trainer.checkpoint_every=5"]

@@ -97,6 +97,16 @@ def batched_eigh(matrices: list[Tensor]) -> list[Decomposition]:
     return out  # type: ignore[return-value]
 
 
+def spread_eigh(matrices: list[Tensor]) -> list[Decomposition]:
+    """:func:`batched_eigh` with the matrices shared out over the ranks of a data-parallel run by their cost n³
+    and the decompositions broadcast (:func:`~secondorder.distributed.spread`); every rank ends with all of them."""
+    device = matrices[0].device if matrices else torch.device("cpu")
+    shared = spread(matrices, lambda mine: [list(d) for d in batched_eigh(mine)],
+                    lambda m: [(m.shape[0],), (m.shape[0], m.shape[0])],
+                    [float(m.shape[0]) ** 3 for m in matrices], torch.float64, device)
+    return [(values, vectors) for values, vectors in shared]
+
+
 def trace_norm_pis(A: list[Tensor], G: list[Tensor]) -> list[float]:
     """:func:`trace_norm_pi` for every layer, with all traces moved to the host in one transfer."""
     if not A:
@@ -202,14 +212,7 @@ class BlockDiagonalInverse(KroneckerInverse):
 
     def refresh(self, factors: Factors) -> None:
         A, G = list(factors["A"]), list(factors["G"])
-        if self.spread:
-            matrices = [*A, *G]
-            shared = spread(matrices, lambda mine: [list(d) for d in batched_eigh(mine)],
-                            lambda m: [(m.shape[0],), (m.shape[0], m.shape[0])],
-                            [float(m.shape[0]) ** 3 for m in matrices], torch.float64)
-            decompositions = [(values, vectors) for values, vectors in shared]
-        else:
-            decompositions = batched_eigh([*A, *G])
+        decompositions = spread_eigh([*A, *G]) if self.spread else batched_eigh([*A, *G])
         self.A, self.G = decompositions[: len(A)], decompositions[len(A) :]
         self.pi = trace_norm_pis(A, G)
         self.refreshes += 1
@@ -268,10 +271,14 @@ class CholeskyBlockDiagonal(KroneckerInverse):
     """F̌⁻¹ v with fresh factors, by Cholesky solves of the damped factors — for methods that re-solve every
     iteration (KFRA's Algorithm 1 "solves two linear systems per layer", Botev et al. 2017, App. C), where an
     eigendecomposition per factor would cost several times more. Same operator as :class:`BlockDiagonalInverse`.
-    A refresh only keeps the factors; every application factorises the 2ℓ damped factors afresh."""
+    A refresh only keeps the factors; every application factorises the 2ℓ damped factors afresh.
 
-    def __init__(self) -> None:
+    ``spread`` (data-parallel runs): each layer's two factorisations and solves are done by one rank, chosen by
+    the cost a³ + g³, and the layer's update block broadcast (:func:`~secondorder.distributed.spread`)."""
+
+    def __init__(self, spread: bool = False) -> None:
         super().__init__()
+        self.spread = spread
         self.A: list[Tensor] = []
         self.G: list[Tensor] = []
         self.pi: list[float] = []
@@ -289,13 +296,30 @@ class CholeskyBlockDiagonal(KroneckerInverse):
         self.inversions += 2 * n
         return factors[:n], factors[n:]
 
-    def apply(self, blocks: list[Tensor], damping: float) -> list[Tensor]:
-        La_list, Lg_list = self._cholesky_factors(damping)
+    def _solve(self, layers: list[int], blocks: list[Tensor], gamma: float) -> list[Tensor]:
+        """G̃⁻¹ V Ã⁻¹ (float64) for the given layers, their 2·len(layers) damped factors factorised in one batch."""
+        matrices = [self.A[i] for i in layers] + [self.G[i] for i in layers]
+        shifts = [self.pi[i] * gamma for i in layers] + [gamma / self.pi[i] for i in layers]
+        factors = batched_cholesky(matrices, shifts)
         out = []
-        for V, La, Lg in zip(blocks, La_list, Lg_list, strict=True):
-            left = torch.cholesky_solve(V.to(torch.float64), Lg)             # G̃⁻¹ V
-            out.append(torch.cholesky_solve(left.T, La).T.to(V.dtype))       # (G̃⁻¹ V) Ã⁻¹
+        for k, i in enumerate(layers):
+            La, Lg = factors[k], factors[len(layers) + k]
+            left = torch.cholesky_solve(blocks[i].to(torch.float64), Lg)      # G̃⁻¹ V
+            out.append(torch.cholesky_solve(left.T, La).T)                     # (G̃⁻¹ V) Ã⁻¹
         return out
+
+    def apply(self, blocks: list[Tensor], damping: float) -> list[Tensor]:
+        layers = list(range(len(self.A)))
+        self.inversions += 2 * len(layers)
+        if self.spread:
+            solved = spread(layers, lambda mine: [[v] for v in self._solve(mine, blocks, damping)],
+                            lambda i: [tuple(blocks[i].shape)],
+                            [float(self.A[i].shape[0]) ** 3 + float(self.G[i].shape[0]) ** 3 for i in layers],
+                            torch.float64, blocks[0].device if blocks else "cpu")
+            out = [results[0] for results in solved]
+        else:
+            out = self._solve(layers, blocks, damping)
+        return [o.to(V.dtype) for o, V in zip(out, blocks, strict=True)]
 
     def to_dense(self, damping: float) -> Tensor:
         La_list, Lg_list = self._cholesky_factors(damping)
@@ -328,10 +352,14 @@ class BlockTridiagonalInverse(KroneckerInverse):
     through App. B.2 with A = Ã_{i−1}, B = G̃_i, C = Ψᴬ Ã_i Ψᴬᵀ, D = Ψᴳ G̃_{i+1} Ψᴳᵀ and the minus sign, and the
     last block's Kronecker inverse. The first application of a γ after a refresh costs 2ℓ + 2(ℓ−1)
     eigendecompositions; the result is kept, so later applications of that γ cost none.
+
+    ``spread`` (data-parallel runs): the 2ℓ decompositions of the damped factors, then the ℓ − 1 blocks' (K₁, K₂,
+    1 − s₂s₁ᵀ), are shared out over the ranks by cost and broadcast (:func:`~secondorder.distributed.spread`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spread: bool = False) -> None:
         super().__init__()
+        self.spread = spread
         self.factors: dict[str, list[Tensor]] = {"A": [], "G": [], "A_cross": [], "G_cross": []}
         self.pi: list[float] = []
         self.refreshes = 0
@@ -351,25 +379,34 @@ class BlockTridiagonalInverse(KroneckerInverse):
         eyeg = [torch.eye(g.shape[0], dtype=torch.float64, device=g.device) for g in G]
         Ad = [A[i].to(torch.float64) + pi[i] * gamma * eye[i] for i in range(n)]
         Gd = [G[i].to(torch.float64) + gamma / pi[i] * eyeg[i] for i in range(n)]
-        decompositions = batched_eigh([*Ad, *Gd])
+        decompositions = spread_eigh([*Ad, *Gd]) if self.spread else batched_eigh([*Ad, *Gd])
         dA, dG = decompositions[:n], decompositions[n:]
-        self.inversions += 2 * n
+        self.inversions += 2 * n + 2 * (n - 1)
         psi_A = [A_cross[i].to(torch.float64) @ _inverse(dA[i + 1]) for i in range(n - 1)]
         psi_G = [G_cross[i].to(torch.float64) @ _inverse(dG[i + 1]) for i in range(n - 1)]
-        K_A, K_G, denominators = [], [], []
-        for i in range(n - 1):
-            a_half, g_half = _inverse_sqrt(dA[i]), _inverse_sqrt(dG[i])
-            C = psi_A[i] @ Ad[i + 1] @ psi_A[i].T
-            D = psi_G[i] @ Gd[i + 1] @ psi_G[i].T
-            s1, e1 = robust_eigh(a_half @ C @ a_half)
-            s2, e2 = robust_eigh(g_half @ D @ g_half)
-            self.inversions += 2
-            s1, s2 = s1.clamp(0.0, 1.0 - 1e-12), s2.clamp(0.0, 1.0 - 1e-12)
-            K_A.append(a_half @ e1)
-            K_G.append(g_half @ e2)
-            denominators.append(1.0 - s2[:, None] * s1[None, :])
-        return {"psi_A": psi_A, "psi_G": psi_G, "K_A": K_A, "K_G": K_G, "denominator": denominators,
-                "last": [_inverse(dA[-1]), _inverse(dG[-1])]}
+
+        def blocks(pairs: list[int]) -> list[list[Tensor]]:
+            """[K₁, K₂, 1 − s₂s₁ᵀ] of each block (i, i+1): two eigendecompositions each."""
+            out = []
+            for i in pairs:
+                a_half, g_half = _inverse_sqrt(dA[i]), _inverse_sqrt(dG[i])
+                C = psi_A[i] @ Ad[i + 1] @ psi_A[i].T
+                D = psi_G[i] @ Gd[i + 1] @ psi_G[i].T
+                s1, e1 = robust_eigh(a_half @ C @ a_half)
+                s2, e2 = robust_eigh(g_half @ D @ g_half)
+                s1, s2 = s1.clamp(0.0, 1.0 - 1e-12), s2.clamp(0.0, 1.0 - 1e-12)
+                out.append([a_half @ e1, g_half @ e2, 1.0 - s2[:, None] * s1[None, :]])
+            return out
+
+        pairs = list(range(n - 1))
+        if self.spread:
+            sizes = [(A[i].shape[0], G[i].shape[0]) for i in pairs]
+            built = spread(pairs, blocks, lambda i: [(sizes[i][0],) * 2, (sizes[i][1],) * 2, sizes[i][::-1]],
+                           [float(a) ** 3 + float(g) ** 3 for a, g in sizes], torch.float64, A[0].device)
+        else:
+            built = blocks(pairs)
+        return {"psi_A": psi_A, "psi_G": psi_G, "K_A": [b[0] for b in built], "K_G": [b[1] for b in built],
+                "denominator": [b[2] for b in built], "last": [_inverse(dA[-1]), _inverse(dG[-1])]}
 
     def _for(self, gamma: float) -> dict[str, list[Tensor]]:
         if gamma not in self.built:

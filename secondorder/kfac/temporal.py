@@ -37,7 +37,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from secondorder.distributed import spread
+
 APPROXIMATIONS = ("indep", "option1", "option2")
+#: the tensors each approximation's :meth:`TemporalInverse.apply` uses, as :meth:`TemporalInverse.compute` returns them
+KEPT = {"indep": ("A_inv", "G_inv"), "option1": ("L_A", "L_G", "Y"),
+        "option2": ("iA", "iG", "psi_a", "psi_g", "E_a", "E_g", "denominator")}
 
 
 # --------------------------------------------------------------------------- the scalar functions of §2.7–§2.9
@@ -119,18 +124,34 @@ class TemporalInverse:
 
     def refresh(self, A: Factor, G: Factor, damping: float, lengths: list[int], weights: list[float]) -> None:
         """Damp V₀ (factored Tikhonov, λ' = damping / E[T]) and pre-process as pseudo-code C.3 (float64)."""
+        self.plan(A, G, damping, lengths, weights)
+        self.adopt(self.compute(A, G, lengths, weights))
+
+    def plan(self, A: Factor, G: Factor, damping: float, lengths: list[int],
+             weights: list[float]) -> list[tuple[int, ...]]:
+        """The refresh's cheap part — E[T], the approximation a layer can use, the damping shifts — and the shapes
+        of what :meth:`compute` returns (known on every rank before any is computed)."""
         self.dtype = A.c0.dtype
         self.mean_length = float(sum(T * w for T, w in zip(lengths, weights, strict=True)))
         scaled = damping / self.mean_length
         pi = math.sqrt(A.trace_mean() / G.trace_mean()) if A.trace_mean() > 0 and G.trace_mean() > 0 else 1.0
         self.approx_used = "indep" if (A.diagonal or G.diagonal or A.c1 is None or G.c1 is None) \
             else self.approximation
-        a_shift, g_shift = pi * math.sqrt(scaled), math.sqrt(scaled) / pi
-        self.clipped = 0
+        self.shifts = (pi * math.sqrt(scaled), math.sqrt(scaled) / pi)
+        a, g = A.c0.shape[0], G.c0.shape[0]
+        shapes = {"indep": [(a,) if A.diagonal else (a, a), (g,) if G.diagonal else (g, g)],
+                  "option1": [(a, a), (g, g), (g, a)],
+                  "option2": [(a, a), (g, g), (a, a), (g, g), (a, a), (g, g), (g, a)]}[self.approx_used]
+        return [*shapes, (3,)]
+
+    def compute(self, A: Factor, G: Factor, lengths: list[int], weights: list[float]) -> list[Tensor]:
+        """The refresh's decompositions after :meth:`plan`: the tensors :meth:`apply` uses (:data:`KEPT`, float64)
+        and (clipped, ψ range) as a last tensor."""
+        a_shift, g_shift = self.shifts
+        clipped, psi_range = 0, (math.nan, math.nan)
         if self.approx_used == "indep":
-            self.A_inv = self._damped_inverse(A, a_shift)
-            self.G_inv = self._damped_inverse(G, g_shift)
-            return
+            kept = [self._damped_inverse(A, a_shift), self._damped_inverse(G, g_shift)]
+            return [*kept, torch.tensor([clipped, *psi_range], dtype=torch.float64, device=A.c0.device)]
         eye_a = torch.eye(A.c0.shape[0], dtype=torch.float64, device=A.c0.device)
         eye_g = torch.eye(G.c0.shape[0], dtype=torch.float64, device=G.c0.device)
         a0 = A.c0.to(torch.float64) + a_shift * eye_a
@@ -138,26 +159,34 @@ class TemporalInverse:
         a1, g1 = A.c1.to(torch.float64), G.c1.to(torch.float64)
         if self.approx_used == "option1":
             a1, g1 = 0.5 * (a1 + a1.T), 0.5 * (g1 + g1.T)
-        self.iA, self.iG = _inverse_root(a0, -0.5), _inverse_root(g0, -0.5)
-        psi_a, psi_g = self.iA @ a1 @ self.iA, self.iG @ g1 @ self.iG
+        iA, iG = _inverse_root(a0, -0.5), _inverse_root(g0, -0.5)
+        psi_a, psi_g = iA @ a1 @ iA, iG @ g1 @ iG
         if self.approx_used == "option1":
             values_a, U_a = _sym_eigh(psi_a)
             values_g, U_g = _sym_eigh(psi_g)
             products = values_g[:, None] * values_a[None, :]
-            self.psi_range = (float(products.min()), float(products.max()))
-            self.L_A, self.L_G = self.iA @ U_a, self.iG @ U_g
-            self.Y = gamma(products, lengths, weights)
+            psi_range = (float(products.min()), float(products.max()))
+            kept = [iA @ U_a, iG @ U_g, gamma(products, lengths, weights)]
         else:
             m_a, E_a = _sym_eigh(psi_a.T @ psi_a)
             m_g, E_g = _sym_eigh(psi_g.T @ psi_g)
-            self.clipped = int((m_a > 1).sum() + (m_g > 1).sum())
+            clipped = int((m_a > 1).sum() + (m_g > 1).sum())
             m_a, m_g = m_a.clamp(0.0, 1.0), m_g.clamp(0.0, 1.0)
             denominator = 1.0 - m_g[:, None] * m_a[None, :]
             zero = denominator <= 0
-            self.clipped += int(zero.sum())
-            self.denominator = torch.where(zero, torch.ones_like(denominator), denominator)
-            self.psi_range = (0.0, float((m_g.max() * m_a.max()).sqrt()))  # σ_max(Ψ̂) = σ_max(Ψ̂_G) σ_max(Ψ̂_A)
-            self.psi_a, self.psi_g, self.E_a, self.E_g = psi_a, psi_g, E_a, E_g
+            clipped += int(zero.sum())
+            denominator = torch.where(zero, torch.ones_like(denominator), denominator)
+            psi_range = (0.0, float((m_g.max() * m_a.max()).sqrt()))  # σ_max(Ψ̂) = σ_max(Ψ̂_G) σ_max(Ψ̂_A)
+            kept = [iA, iG, psi_a, psi_g, E_a, E_g, denominator]
+        return [*kept, torch.tensor([clipped, *psi_range], dtype=torch.float64, device=A.c0.device)]
+
+    def adopt(self, computed: list[Tensor]) -> None:
+        """Take :meth:`compute`'s results (this rank's own, or another's broadcast in a data-parallel run)."""
+        *kept, scalars = computed
+        for name, tensor in zip(KEPT[self.approx_used], kept, strict=True):
+            setattr(self, name, tensor)
+        clipped, low, high = scalars.tolist()
+        self.clipped, self.psi_range = int(clipped), (low, high)
 
     @staticmethod
     def _damped_inverse(factor: Factor, shift: float) -> Tensor:
@@ -189,3 +218,16 @@ class TemporalInverse:
             z3 = z2 - self.psi_g @ z2 @ self.psi_a.T
             out = self.iG @ z3 @ self.iA / self.mean_length
         return out.to(Z.dtype)
+
+
+def refresh_all(inverses: list[TemporalInverse], A: list[Factor], G: list[Factor], damping: float,
+                lengths: list[int], weights: list[float]) -> None:
+    """Every layer's inverse refreshed; in a data-parallel run each layer's decompositions by one rank, chosen by
+    their cost (n³ per dense factor), and its results broadcast (:func:`~secondorder.distributed.spread`)."""
+    shapes = [inverse.plan(a, g, damping, lengths, weights) for inverse, a, g in zip(inverses, A, G, strict=True)]
+    costs = [sum(float(f.c0.shape[0]) ** (1 if f.diagonal else 3) for f in (a, g)) for a, g in zip(A, G, strict=True)]
+    computed = spread(list(range(len(inverses))),
+                      lambda mine: [inverses[i].compute(A[i], G[i], lengths, weights) for i in mine],
+                      lambda i: shapes[i], costs, torch.float64, A[0].c0.device if A else "cpu")
+    for inverse, results in zip(inverses, computed, strict=True):
+        inverse.adopt(results)

@@ -341,10 +341,11 @@ def choose_inverse(cfg: KFACConfig) -> KroneckerInverse:
     KFRA/KFLR, where eigendecompositions reused across iterations would not pay off); otherwise
     eigendecompositions refreshed every ``inverse_period`` iterations — in a data-parallel run spread over the ranks
     by layer (``parallel_inverses=spread``: each rank decomposes its share and broadcasts it) or done by every rank
-    (``every_rank``). The tridiagonal and Cholesky back-ends, whose work depends on the damping of each
-    application, run on every rank."""
+    (``every_rank``); the tridiagonal back-end's decompositions and the Cholesky back-end's factorisations and
+    solves likewise."""
+    spread = cfg.parallel_inverses == "spread"
     if cfg.approximation == "tridiag":
-        return BlockTridiagonalInverse()
+        return BlockTridiagonalInverse(spread=spread)
     if cfg.inverse_period == 1:
-        return CholeskyBlockDiagonal()
-    return BlockDiagonalInverse(spread=cfg.parallel_inverses == "spread")
+        return CholeskyBlockDiagonal(spread=spread)
+    return BlockDiagonalInverse(spread=spread)

@@ -50,7 +50,7 @@ from secondorder.curvature.params import detached_params
 from secondorder.curvature.products import curvature_targets
 from secondorder.distributed import draw_for_sequences, mean_, union_count
 from secondorder.kfac.sequence_layers import SequenceLayers
-from secondorder.kfac.temporal import APPROXIMATIONS, Factor, TemporalInverse
+from secondorder.kfac.temporal import APPROXIMATIONS, Factor, TemporalInverse, refresh_all
 from secondorder.optim.base import Optimizer, StepCosts, StepResult, all_finite
 from secondorder.optim.damping import LevenbergMarquardt, lm_checks
 from secondorder.optim.schedules import decay_checks, learning_rate
@@ -80,10 +80,12 @@ class KFACRNNConfig:
     stats_decay: float = 0.95
     inverse_period: int = 20
     max_dense_factor: int = 4096
+    parallel_inverses: str = "spread"  # data-parallel runs: spread (each layer's refresh on one rank) | every_rank
     seed: int = 0
 
     def check(self) -> list[Check]:
         return [one_of(self, "approximation", list(APPROXIMATIONS)),
+                one_of(self, "parallel_inverses", ["spread", "every_rank"]),
                 *positive(self, "batch_size", "lr", "trust_region", "inverse_period", "max_dense_factor"),
                 *positive(self, "lambda_period", "lr_decay_every", allow_none=True), *lm_checks(self),
                 *decay_checks(self),
@@ -227,8 +229,11 @@ class KFACRNN(Optimizer):
 
     def _refresh(self) -> None:
         A_list, G_list, length = self.refreshed_with
-        for inverse, A, G in zip(self.inverses, A_list, G_list, strict=True):
-            inverse.refresh(A, G, self.refreshed_lambda, [length], [1.0])
+        if self.cfg.parallel_inverses == "spread":
+            refresh_all(self.inverses, A_list, G_list, self.refreshed_lambda, [length], [1.0])
+        else:
+            for inverse, A, G in zip(self.inverses, A_list, G_list, strict=True):
+                inverse.refresh(A, G, self.refreshed_lambda, [length], [1.0])
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
