@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import torch
 
 from secondorder import distributed
+from secondorder.bench.data_parallel import free_port, start
 from secondorder.distributed import Ranks, launch_environment
 from secondorder.errors import ConfigError
 from secondorder.problems.samplers import EpochSampler, ShardedSampler, StreamSampler
@@ -95,25 +95,10 @@ def union7(inputs: torch.Tensor, targets: torch.Tensor) -> list[int]:
 
 
 # ---------------------------------------------------------------- two gloo processes against one
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(ranks: int, args: list[str], cwd: Path, timeout: float = 240) -> list[subprocess.CompletedProcess[str]]:
-    """``train`` as ``torchrun --nproc_per_node=ranks`` would start it (the same environment variables)."""
-    port = str(free_port())
-    processes = []
-    for rank in range(ranks):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(ranks), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
-        if ranks == 1:
-            env = {k: v for k, v in env.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-        processes.append(subprocess.Popen([script("train"), *args], cwd=cwd, env=env, text=True,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    """``train`` as ``torchrun --nproc_per_node=ranks`` would start it (the benchmark's launcher), one thread each."""
     results = []
-    for process in processes:
+    for process in start(ranks, args, threads=1, cwd=cwd):
         out, err = process.communicate(timeout=timeout)
         results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
     return results

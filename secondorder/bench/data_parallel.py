@@ -58,31 +58,40 @@ def method_overrides(method: str, m: int) -> list[str]:
     return overrides
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this host now (the rendezvous of a local launch)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _train_command() -> list[str]:
+def train_command() -> list[str]:
+    """This environment's ``train`` console script (or the module, where the script is not installed)."""
     script = Path(sys.executable).parent / "train"
     found = str(script) if script.exists() else shutil.which("train")
     return [found] if found else [sys.executable, "-c", "from secondorder.cli import train; train()"]
 
 
-def launch(ranks: int, args: list[str], threads: int, cwd: Path, timeout: float) -> None:
-    """``train args`` on ``ranks`` processes (one process: no launcher variables); raises with the first error."""
-    port = str(_free_port())
+def start(ranks: int, args: list[str], threads: int, cwd: Path) -> list[subprocess.Popen[str]]:
+    """``train args`` started on ``ranks`` local processes with the variables ``torchrun --nproc_per_node=ranks``
+    sets (one process: none of them), ``threads`` BLAS threads each; their stdout and stderr piped."""
+    port = str(free_port())
     processes = []
     for rank in range(ranks):
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if ranks > 1:
             env.update(RANK=str(rank), WORLD_SIZE=str(ranks), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                        MASTER_PORT=port)
-        processes.append(subprocess.Popen([*_train_command(), *args], cwd=cwd, env=env, text=True,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        processes.append(subprocess.Popen([*train_command(), *args], cwd=cwd, env=env, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return processes
+
+
+def launch(ranks: int, args: list[str], threads: int, cwd: Path, timeout: float) -> None:
+    """``train args`` on ``ranks`` processes (:func:`start`), waited for; raises with the first error."""
     errors = []
-    for process in processes:
+    for process in start(ranks, args, threads, cwd):
         _, err = process.communicate(timeout=timeout)
         if process.returncode != 0:
             errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {process.returncode}")
