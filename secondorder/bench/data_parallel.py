@@ -15,7 +15,9 @@ traffic) per step, and the number of collectives per step.
 Threads: on the CPU one process gets every core and each of N processes cores / N (at least one), so the rows
 compare the same machine used two ways; on GPUs each process takes one GPU (N ≤ the GPUs present — with fewer,
 the larger N are skipped and the table says so). ``kfac:parallel_inverses=every_rank`` is K-FAC with every rank
-inverting every factor (no broadcast of the decompositions), beside the default ``spread``.
+inverting every factor (no broadcast of the decompositions), beside the default ``spread``;
+``kfra:parallel_inverses=every_rank`` likewise for KFRA's Cholesky solves (spread: each layer's update block
+broadcast at every application).
 
 Writes ``<out>/<device>/data_parallel.{csv,md,json}``.
 """
@@ -38,7 +40,8 @@ import torch
 
 from secondorder.bench.timing import environment, provenance_line, write_table
 
-DEFAULT_METHODS = ["adam", "kfac", "kfac:parallel_inverses=every_rank", "kfra", "hf"]
+DEFAULT_METHODS = ["adam", "kfac", "kfac:parallel_inverses=every_rank", "kfra", "kfra:parallel_inverses=every_rank",
+                   "hf"]
 #: iterations left out of the step time: K-FAC's refreshes at k ≤ 3 (and HF's first, longer CG run)
 WARMUP = {"hf": 1}
 DEFAULT_WARMUP = 3
