@@ -9,6 +9,7 @@
 #   2. the iteration benchmark (every optimiser's step vs an Adam step, part by part, synchronised clocks, peak
 #      memory) on CURVES and MNIST at m = 1000;
 #   3. a short K-FAC run on generated CURVES (90 s of training, TF32 off), its metrics and summary;
+#   4. the data-parallel backend's collectives (NCCL with gloo beside it) on CPU and CUDA tensors, one process;
 # and writes everything under DIR (default results/bench): the benchmarks into DIR/<gpu>/ as `make bench` does,
 # the K-FAC run's metrics and summary as DIR/<gpu>/kfac-curves-run.{csv,json}. With --tar FILE it writes into a
 # temporary DIR and packs DIR/<gpu>/ into FILE (one file comes back from the device tool, whatever the count):
@@ -85,6 +86,31 @@ run_dir=$(mktemp -d)/kfac-curves
 cp "$run_dir/metrics.csv" "$folder/kfac-curves-run.csv"
 cp "$run_dir/summary.json" "$folder/kfac-curves-run.json"
 echo "gpu_check.sh: K-FAC run done after $((SECONDS - start)) s"
+# the data-parallel backend's collectives on this device (one process: CPU tensors and device tensors alike)
+MASTER_ADDR=127.0.0.1 MASTER_PORT=$((20000 + RANDOM % 20000)) "$python" - "$device" > "$folder/collectives.txt" <<'PY'
+import sys
+
+import torch
+import torch.distributed as dist
+
+from secondorder.distributed import backend_for
+
+device = torch.device(sys.argv[1])
+dist.init_process_group(backend_for(device), rank=0, world_size=1)
+counts = torch.tensor([3], dtype=torch.int64)
+dist.all_reduce(counts)
+values = torch.ones(4, dtype=torch.float64, device=device)
+dist.all_reduce(values)
+dist.broadcast(values, src=0)
+gathered = [torch.zeros_like(values)]
+dist.all_gather(gathered, values)
+box = [{"ok": True}]
+dist.broadcast_object_list(box, src=0)
+print(f"backend {backend_for(device)}: all_reduce (cpu int64, {device.type} float64), broadcast, all_gather, "
+      "broadcast_object_list: ok")
+dist.destroy_process_group()
+PY
+cat "$folder/collectives.txt"
 ls -l "$folder"
 if [[ -n $tarball ]]; then
     tar -czf "$tarball" -C "$out" "$(basename "$folder")"

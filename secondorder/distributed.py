@@ -11,7 +11,8 @@ unchanged. Evaluations are sharded the same way, their sums added over the ranks
 Launchers (:func:`launch_environment`): ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) or SLURM's ``srun`` with one task per process (``SLURM_PROCID``, ``SLURM_NTASKS``,
 ``SLURM_LOCALID``; the rendezvous is the first node of the step on a port derived from the job id). The backend is
-NCCL on GPUs and gloo on CPUs.
+gloo on CPUs; on GPUs NCCL for CUDA tensors with gloo beside it for the small CPU-side collectives
+(:func:`backend_for`).
 """
 
 from __future__ import annotations
@@ -142,10 +143,16 @@ def initialise(mode: str, device: torch.device, env: Mapping[str, str] | None = 
         return ranks
     for key, value in rendezvous.items():
         os.environ.setdefault(key, value)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world, timeout=timedelta(seconds=timeout_s))
+    dist.init_process_group(backend_for(device), rank=ranks.rank, world_size=ranks.world,
+                            timeout=timedelta(seconds=timeout_s))
     atexit.register(_leave)
     return ranks
+
+
+def backend_for(device: torch.device) -> str:
+    """gloo for a CPU run; for a GPU run NCCL for the CUDA tensors and gloo beside it for the few CPU ones (the
+    case counts, evaluation sums and stopping decisions, which NCCL alone would refuse)."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
 def _leave() -> None:

@@ -267,6 +267,12 @@ def test_multirun_in_a_distributed_launch_is_refused(tmp_path: Path, data_dir: P
     assert result.returncode != 0 and "runs one configuration" in result.stderr
 
 
+def test_gpu_runs_keep_gloo_beside_nccl_for_their_cpu_side_collectives() -> None:
+    """Case counts, evaluation sums and stopping decisions are CPU tensors, which NCCL alone refuses."""
+    assert distributed.backend_for(torch.device("cuda", 1)) == "cpu:gloo,cuda:nccl"
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+
+
 def test_the_union_mean_is_the_identity_on_one_process() -> None:
     tensor = torch.tensor([1.0, 2.0])
     distributed.mean_([tensor], 7)

@@ -35,4 +35,5 @@ def test_the_dry_run_writes_every_table_and_the_run_into_one_archive(tmp_path: P
     assert result.returncode == 0, result.stderr[-2000:]
     with tarfile.open(archive) as tar:
         names = {Path(n).name for n in tar.getnames()}
-    assert {"curvature.csv", "iterations.csv", "kfac-curves-run.csv", "kfac-curves-run.json"} <= names
+    assert {"curvature.csv", "iterations.csv", "kfac-curves-run.csv", "kfac-curves-run.json",
+            "collectives.txt"} <= names
