@@ -190,6 +190,28 @@ def test_kfac_rnn_on_two_ranks_reproduces_one_process_and_resumes(tmp_path: Path
     assert metrics["rho"].notna().sum() >= 5 and metrics["train_error"].notna().sum() >= 3
 
 
+@pytest.mark.parametrize(("task", "ranks"), [
+    # the streams' carried state gathered from 2 ranks (3 + 2 streams) and shared out again to 3 (2 + 2 + 1)
+    ([*LANGUAGE_MODEL, "dataset.batch_size=5", "optimizer.batch_size=5", "optimizer=kfac_rnn",
+      "optimizer.inverse_period=4", "optimizer.lambda_period=2"], (2, 3)),
+    pytest.param([*TINY, "optimizer=kfac", *SECOND_ORDER], (2, 1), marks=pytest.mark.slow),
+], ids=["kfac_rnn_2_to_3", "kfac_2_to_1"])
+def test_a_checkpoint_resumes_on_another_number_of_ranks(tmp_path: Path, data_dir: Path, task: list[str],
+                                                         ranks: tuple[int, int]) -> None:
+    """Checkpoints hold the union's state (every stream's carried state, in stream order), so a run started on
+    ``ranks[0]`` processes and resumed on ``ranks[1]`` is the one-process run."""
+    common = [*task, "trainer.device=cpu", "trainer.dtype=float64", "trainer.log_every=1", "trainer.eval_every=4",
+              "trainer.progress=false", f"data_dir={data_dir}", "trainer.checkpoint_every=5"]
+    for name, plan in (("one", (1, 1)), ("moved", ranks)):
+        for total, resume, processes in ((6, "false", plan[0]), (12, "true", plan[1])):
+            results = launch(processes, [*common, f"trainer.max_steps={total}", f"trainer.resume={resume}",
+                                         f"run_dir={tmp_path / name}"], tmp_path)
+            assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    assert_same_metrics(tmp_path / "one", tmp_path / "moved")
+    summary = pd.read_json(tmp_path / "moved" / "summary.json", typ="series")
+    assert summary["iteration"] == 12 and summary["processes"] == ranks[1]
+
+
 def test_stream_shards_make_up_the_union_window_and_resume_from_its_state() -> None:
     """Rank r of R trains the streams r, r + R, … of every window; a checkpoint's carried state is the union's (in
     stream order), from which each rank takes its own streams back."""
