@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,27 @@ def initialise(mode: str, device: torch.device, env: Mapping[str, str] | None = 
     return ranks
 
 
+class CollectiveFailed(RuntimeError):
+    """A collective of the process group failed — a backend error or its timeout: another process stopped or hung
+    (or, a bug, called a different collective)."""
+
+
+def _collective(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``operation(*args, **kwargs)``, a backend's failure raised as :class:`CollectiveFailed` (gloo raises a plain
+    ``RuntimeError``, NCCL a ``DistBackendError``)."""
+    try:
+        return operation(*args, **kwargs)
+    except RuntimeError as exc:
+        raise CollectiveFailed(describe_failure(exc)) from exc
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The first sentence of a backend's error (gloo and NCCL prefix theirs with a source location)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)
+    return text.split(". ")[0].rstrip(".")
+
+
 def backend_for(device: torch.device) -> str:
     """gloo for a CPU run; for a GPU run NCCL for the CUDA tensors and gloo beside it for the few CPU ones (the
     case counts, evaluation sums and stopping decisions, which NCCL alone would refuse)."""
@@ -189,7 +211,7 @@ def mean_(tensors: Sequence[Tensor], cases: int) -> None:
         flat = torch.cat([*(t.reshape(-1) * cases for t in members), torch.tensor([cases], dtype=dtype,
                                                                                   device=device)])
         TRAFFIC.count(flat)
-        dist.all_reduce(flat)
+        _collective(dist.all_reduce, flat)
         flat = flat[:-1] / flat[-1]
         offset = 0
         for t in members:
@@ -208,7 +230,7 @@ def union_count(cases: int) -> int:
         return cases
     total = torch.tensor([cases], dtype=torch.int64)
     TRAFFIC.count(total)
-    dist.all_reduce(total)
+    _collective(dist.all_reduce, total)
     return int(total)
 
 
@@ -228,13 +250,13 @@ def gather_cases(local: Tensor) -> Tensor:
     if size == 1:
         return local
     counts = [torch.zeros(1, dtype=torch.int64) for _ in range(size)]
-    dist.all_gather(counts, torch.tensor([local.shape[0]], dtype=torch.int64))
+    _collective(dist.all_gather, counts, torch.tensor([local.shape[0]], dtype=torch.int64))
     sizes = [int(c) for c in counts]
     padded = torch.zeros((max(sizes), *local.shape[1:]), dtype=local.dtype, device=local.device)
     padded[: local.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in range(size)]
     TRAFFIC.count(padded)
-    dist.all_gather(parts, padded)
+    _collective(dist.all_gather, parts, padded)
     index = torch.arange(sum(sizes), device=local.device)
     return torch.stack(parts)[index % size, index // size]
 
@@ -297,7 +319,7 @@ def spread(jobs: Sequence[Job], compute: Callable[[list[Job]], list[list[Tensor]
         else:
             flat = torch.empty(sum(math.prod(shape) for _, shape in layout), dtype=dtype, device=device)
         TRAFFIC.count(flat)
-        dist.broadcast(flat, src=source)
+        _collective(dist.broadcast, flat, src=source)
         offset = 0
         for i, shape in layout:
             n = math.prod(shape)
@@ -318,7 +340,7 @@ def totals(values: Sequence[float]) -> list[float]:
         return list(values)
     buffer = torch.tensor(list(values), dtype=torch.float64)
     TRAFFIC.count(buffer)
-    dist.all_reduce(buffer)
+    _collective(dist.all_reduce, buffer)
     return buffer.tolist()
 
 
@@ -329,7 +351,7 @@ def agree(values: Sequence[float]) -> list[float]:
         return list(values)
     buffer = torch.tensor(list(values), dtype=torch.float64)
     TRAFFIC.count(buffer)
-    dist.all_reduce(buffer, op=dist.ReduceOp.MAX)
+    _collective(dist.all_reduce, buffer, op=dist.ReduceOp.MAX)
     return buffer.tolist()
 
 
@@ -338,10 +360,10 @@ def broadcast(value: Any) -> Any:
     if world() == 1:
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    _collective(dist.broadcast_object_list, box, src=0)
     return box[0]
 
 
 def barrier() -> None:
     if world() > 1:
-        dist.barrier()
+        _collective(dist.barrier)

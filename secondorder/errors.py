@@ -28,6 +28,11 @@ class RunDiverged(UserError):
     exit_code = 3
 
 
+class ProcessGroupFailed(UserError):
+    """A data-parallel run's collective failed: another process stopped or hung. The run is marked ``failed``; its
+    last checkpoint is intact."""
+
+
 class RunInterrupted(UserError):
     """A signal (SIGTERM from SLURM, Ctrl-C) stopped the run after a checkpoint was written."""
 

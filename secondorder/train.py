@@ -49,7 +49,7 @@ from secondorder.checkpoint import (
     save_checkpoint,
 )
 from secondorder.config import RunConfig
-from secondorder.errors import ConfigError, RunDiverged, RunInterrupted, UserError
+from secondorder.errors import ConfigError, ProcessGroupFailed, RunDiverged, RunInterrupted, UserError
 from secondorder.folder_lock import FolderLock
 from secondorder.models.autoencoder import DeepAutoencoder
 from secondorder.models.normalization import uses_batch_statistics
@@ -513,6 +513,12 @@ class Trainer:
                 return self._loop(flag, progress)
         except (RunDiverged, RunInterrupted):
             raise  # their summaries are written
+        except distributed.CollectiveFailed as exc:  # another rank died or hung: this one cannot go on
+            message = (f"the data-parallel process group failed at iteration {self.iteration} "
+                       f"({exc}): another process stopped or hung, see its log; the "
+                       f"last checkpoint is intact: relaunch the same command with trainer.resume=true")
+            self.write_summary("failed", message)
+            raise ProcessGroupFailed(message) from None
         except UserError as exc:  # found only now (e.g. a data file that fails mid-run): the run did not finish
             self.write_summary("failed", str(exc))
             raise

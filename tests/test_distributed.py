@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -247,6 +248,32 @@ def test_hf_on_two_ranks_reproduces_one_process_and_resumes(tmp_path: Path, data
     assert_same_metrics(tmp_path / "one", tmp_path / "two")
     metrics = pd.read_csv(tmp_path / "two" / "metrics.csv")
     assert metrics["lambda"].nunique() >= 5 and (metrics["cg_iters"].dropna() == 5).all()
+
+
+def test_a_lost_process_fails_the_run_in_one_line_and_the_checkpoint_resumes_it(tmp_path: Path,
+                                                                                 data_dir: Path) -> None:
+    """Rank 1 killed mid-run: rank 0 stops at its next collective with one line (exit 2), the run is marked failed,
+    and relaunching with trainer.resume=true continues from the last checkpoint."""
+    common = [*RUN, f"data_dir={data_dir}", "optimizer=kfac", "optimizer.batch_size=64", "trainer.checkpoint_every=5",
+              f"run_dir={tmp_path / 'run'}"]
+    processes = start(2, [*common, "trainer.max_steps=100000"], threads=1, cwd=tmp_path)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 12) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    processes[1].kill()
+    _, err = processes[0].communicate(timeout=180)
+    processes[1].communicate()
+    assert processes[0].returncode == 2, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("train: error: the data-parallel process group failed at")
+    assert "trainer.resume=true" in err and "Traceback" not in err
+    summary = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
+    assert summary["status"] == "failed" and summary["iteration"] > 10
+    saved = int(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["iteration"])
+    results = launch(2, [*common, f"trainer.max_steps={saved + 3}", "trainer.resume=true"], tmp_path)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    resumed = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
+    assert resumed["status"] == "completed" and resumed["iteration"] == saved + 3
 
 
 def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> None:
