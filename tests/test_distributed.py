@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -274,6 +275,28 @@ def test_a_lost_process_fails_the_run_in_one_line_and_the_checkpoint_resumes_it(
     assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
     resumed = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
     assert resumed["status"] == "completed" and resumed["iteration"] == saved + 3
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_one_iteration_with_a_checkpoint(tmp_path: Path,
+                                                                                   data_dir: Path) -> None:
+    """SIGTERM to rank 1 alone (a launcher that signals one task): the ranks agree on the stop, rank 0 writes the
+    checkpoint of that iteration, both exit 143, and the run resumes from it."""
+    common = [*RUN, f"data_dir={data_dir}", "optimizer=kfac", "optimizer.batch_size=64",
+              "trainer.checkpoint_every=1000", f"run_dir={tmp_path / 'run'}"]
+    processes = start(2, [*common, "trainer.max_steps=100000"], threads=1, cwd=tmp_path)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 12) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)
+    errors = [process.communicate(timeout=180)[1] for process in processes]
+    assert [process.returncode for process in processes] == [143, 143], errors
+    summary = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
+    saved = int(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["iteration"])
+    assert summary["status"] == "interrupted" and summary["iteration"] == saved > 10
+    assert all(f"at iteration {saved};" in error for error in errors)
+    results = launch(2, [*common, f"trainer.max_steps={saved + 2}", "trainer.resume=true"], tmp_path)
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
 
 
 def test_rank_zero_names_the_run_directory(tmp_path: Path, data_dir: Path) -> None:
