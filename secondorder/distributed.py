@@ -183,12 +183,25 @@ def _leave() -> None:
 
 
 def local_device(device: torch.device, ranks: Ranks) -> torch.device:
-    """One GPU per process: rank ``local_rank`` of a node takes ``cuda:local_rank`` (the CPU is shared)."""
+    """One GPU per process (the CPU is shared): see :func:`gpu_index`."""
     if device.type != "cuda" or not ranks.parallel:
         return device
-    chosen = torch.device("cuda", ranks.local_rank)
+    chosen = torch.device("cuda", gpu_index(ranks.local_rank, torch.cuda.device_count()))
     torch.cuda.set_device(chosen)
     return chosen
+
+
+def gpu_index(local_rank: int, visible: int) -> int:
+    """The GPU a process of a node takes: ``cuda:local_rank`` when it sees the node's GPUs (``torchrun``,
+    ``srun --gres=gpu:N``), ``cuda:0`` when the launcher bound one GPU to it (``srun --gpus-per-task=1``: each
+    task sees one); anything else would put two processes on one GPU, which NCCL refuses."""
+    if local_rank < visible:
+        return local_rank
+    if visible == 1:
+        return 0
+    raise ConfigError(f"process {local_rank} of its node sees {visible} GPU(s); launch at most one process per "
+                      "GPU (--ntasks-per-node ≤ GPUs, torchrun --nproc_per_node ≤ GPUs) or bind one GPU to each "
+                      "(srun --gpus-per-task=1)")
 
 
 def world() -> int:

@@ -339,6 +339,15 @@ def test_multirun_in_a_distributed_launch_is_refused(tmp_path: Path, data_dir: P
     assert result.returncode != 0 and "runs one configuration" in result.stderr
 
 
+def test_each_process_takes_its_own_gpu_whichever_way_the_launcher_shows_them() -> None:
+    """torchrun / --gres: every process sees the node's GPUs and takes its local rank's; --gpus-per-task=1: each
+    sees one, its own; more processes than GPUs: refused in one line, not two processes on one GPU."""
+    assert [distributed.gpu_index(rank, 4) for rank in range(4)] == [0, 1, 2, 3]
+    assert [distributed.gpu_index(rank, 1) for rank in range(4)] == [0, 0, 0, 0]
+    with pytest.raises(ConfigError, match="process 2 of its node sees 2 GPU"):
+        distributed.gpu_index(2, 2)
+
+
 def test_gpu_runs_keep_gloo_beside_nccl_for_their_cpu_side_collectives() -> None:
     """Case counts, evaluation sums and stopping decisions are CPU tensors, which NCCL alone refuses."""
     assert distributed.backend_for(torch.device("cuda", 1)) == "cpu:gloo,cuda:nccl"
