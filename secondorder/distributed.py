@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from secondorder.errors import ConfigError
+from secondorder.errors import ConfigError, UserError
 
 MODES = ("auto", "off", "on")
 #: SLURM rendezvous port: this base plus the job id modulo ``PORT_SPAN`` (two steps of one job would collide, as
@@ -150,9 +150,14 @@ def initialise(mode: str, device: torch.device, env: Mapping[str, str] | None = 
     return ranks
 
 
-class CollectiveFailed(RuntimeError):
+class CollectiveFailed(UserError):
     """A collective of the process group failed — a backend error or its timeout: another process stopped or hung
-    (or, a bug, called a different collective)."""
+    (or, a bug, called a different collective). ``reason``: the backend's first sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the data-parallel process group failed ({reason}): another process stopped or hung, "
+                         "see its log")
+        self.reason = reason
 
 
 def _collective(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -514,9 +514,9 @@ class Trainer:
         except (RunDiverged, RunInterrupted):
             raise  # their summaries are written
         except distributed.CollectiveFailed as exc:  # another rank died or hung: this one cannot go on
-            message = (f"the data-parallel process group failed at iteration {self.iteration} "
-                       f"({exc}): another process stopped or hung, see its log; the "
-                       f"last checkpoint is intact: relaunch the same command with trainer.resume=true")
+            message = (f"the data-parallel process group failed at iteration {self.iteration} ({exc.reason}): "
+                       "another process stopped or hung, see its log; the last checkpoint is intact: relaunch the "
+                       "same command with trainer.resume=true")
             self.write_summary("failed", message)
             raise ProcessGroupFailed(message) from None
         except UserError as exc:  # found only now (e.g. a data file that fails mid-run): the run did not finish
