@@ -543,8 +543,21 @@ class Trainer:
         loss = evaluation.get("train_loss", math.nan)
         self.initial_loss = loss if math.isfinite(loss) else None
         self._notify("after_evaluation", evaluation)
-        if flag.signal_number is not None:
-            self._interrupted(flag.signal_number)
+        stop = self._agreed_stop(flag)
+        if stop is not None:
+            self._interrupted(stop)
+
+    def _agreed_stop(self, flag: StopFlag, agreed: float | None = None) -> int | None:
+        """The signal to stop on here, the same on every rank: in a data-parallel run the largest signal any rank
+        had caught by the agreement (``agreed``, from the step's :func:`~secondorder.distributed.agree`, or one
+        taken now) — never the live flag, which a signal may set on one rank just after the others read theirs
+        (that rank would checkpoint alone and the collectives would deadlock); later signals count at the next
+        point. On one process, the flag."""
+        if not self.ranks.parallel:
+            return flag.signal_number
+        if agreed is None:
+            agreed = distributed.agree([flag.signal_number or 0])[0]
+        return int(agreed) or None
 
     def _pretrain(self) -> None:
         """Greedy RBM pre-training (H&S 2006) before the first evaluation; its time counts as training time
@@ -578,9 +591,9 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             elapsed = time.perf_counter() - start
+            signalled = None
             if self.ranks.parallel:  # one clock and one signal for all ranks: the slowest rank's step time
                 elapsed, signalled = distributed.agree([elapsed, flag.signal_number or 0])
-                flag.signal_number = int(signalled) or None
             self.wall_time += elapsed
             self.iteration += 1
             if self.average is not None:
@@ -611,8 +624,9 @@ class Trainer:
                 self._append(self.row(stats, evaluation))
             if self.iteration % t.checkpoint_every == 0 and self.budget_left():
                 self.checkpoint()
-            if flag.signal_number is not None:
-                self._interrupted(flag.signal_number)
+            stop = self._agreed_stop(flag, signalled)
+            if stop is not None:
+                self._interrupted(stop)
 
         self.checkpoint()
         summary = self._end("completed")

@@ -281,7 +281,9 @@ def test_a_signal_to_one_rank_stops_every_rank_at_one_iteration_with_a_checkpoin
                                                                                    data_dir: Path) -> None:
     """SIGTERM to rank 1 alone (a launcher that signals one task): the ranks agree on the stop, rank 0 writes the
     checkpoint of that iteration, both exit 143, and the run resumes from it."""
-    common = [*RUN, f"data_dir={data_dir}", "optimizer=kfac", "optimizer.batch_size=64",
+    # an evaluation every step: a signal often lands after the ranks' agreement, where acting on it alone would
+    # leave rank 1 checkpointing while rank 0 steps on (a deadlock the agreed stop prevents)
+    common = [*RUN, f"data_dir={data_dir}", "optimizer=kfac", "optimizer.batch_size=64", "trainer.eval_every=1",
               "trainer.checkpoint_every=1000", f"run_dir={tmp_path / 'run'}"]
     processes = start(2, [*common, "trainer.max_steps=100000"], threads=1, cwd=tmp_path)
     metrics = tmp_path / "run" / "metrics.csv"
@@ -289,7 +291,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_one_iteration_with_a_checkpoin
     while not (metrics.exists() and len(metrics.read_text().splitlines()) > 12) and time.monotonic() < deadline:
         time.sleep(0.2)
     processes[1].send_signal(signal.SIGTERM)
-    errors = [process.communicate(timeout=180)[1] for process in processes]
+    errors = [process.communicate(timeout=60)[1] for process in processes]
     assert [process.returncode for process in processes] == [143, 143], errors
     summary = pd.read_json(tmp_path / "run" / "summary.json", typ="series")
     saved = int(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["iteration"])
