@@ -289,21 +289,16 @@ class CholeskyBlockDiagonal(KroneckerInverse):
         self.G = [g.to(torch.float64) for g in G]
         self.pi = trace_norm_pis(A, G)
 
-    def _cholesky_factors(self, gamma: float) -> tuple[list[Tensor], list[Tensor]]:
-        n = len(self.A)
-        shifts = [pi * gamma for pi in self.pi] + [gamma / pi for pi in self.pi]
-        factors = batched_cholesky([*self.A, *self.G], shifts)
-        self.inversions += 2 * n
-        return factors[:n], factors[n:]
+    def _cholesky_factors(self, layers: list[int], gamma: float) -> tuple[list[Tensor], list[Tensor]]:
+        """(L_A, L_G) of the given layers' damped factors Ã = A + πγI, G̃ = G + (γ/π)I, in one batched call."""
+        shifts = [self.pi[i] * gamma for i in layers] + [gamma / self.pi[i] for i in layers]
+        factors = batched_cholesky([self.A[i] for i in layers] + [self.G[i] for i in layers], shifts)
+        return factors[: len(layers)], factors[len(layers) :]
 
     def _solve(self, layers: list[int], blocks: list[Tensor], gamma: float) -> list[Tensor]:
-        """G̃⁻¹ V Ã⁻¹ (float64) for the given layers, their 2·len(layers) damped factors factorised in one batch."""
-        matrices = [self.A[i] for i in layers] + [self.G[i] for i in layers]
-        shifts = [self.pi[i] * gamma for i in layers] + [gamma / self.pi[i] for i in layers]
-        factors = batched_cholesky(matrices, shifts)
+        """G̃⁻¹ V Ã⁻¹ (float64) for the given layers."""
         out = []
-        for k, i in enumerate(layers):
-            La, Lg = factors[k], factors[len(layers) + k]
+        for i, La, Lg in zip(layers, *self._cholesky_factors(layers, gamma), strict=True):
             left = torch.cholesky_solve(blocks[i].to(torch.float64), Lg)      # G̃⁻¹ V
             out.append(torch.cholesky_solve(left.T, La).T)                     # (G̃⁻¹ V) Ã⁻¹
         return out
@@ -322,7 +317,8 @@ class CholeskyBlockDiagonal(KroneckerInverse):
         return [o.to(V.dtype) for o, V in zip(out, blocks, strict=True)]
 
     def to_dense(self, damping: float) -> Tensor:
-        La_list, Lg_list = self._cholesky_factors(damping)
+        La_list, Lg_list = self._cholesky_factors(list(range(len(self.A))), damping)
+        self.inversions += 2 * len(self.A)
         return _block_diagonal([torch.kron(torch.cholesky_inverse(Lg), torch.cholesky_inverse(La))
                                 for La, Lg in zip(La_list, Lg_list, strict=True)])
 
